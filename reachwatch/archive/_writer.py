@@ -1,0 +1,99 @@
+"""The raw archive: every stored measurement as received, in OONI's dated layout.
+
+`raw/YYYYMMDD/HH/CC/test_name/<run>.jsonl.gz`. Each flush appends one gzip member per file, so
+a measurement is found again by (path, offset of its member, line within the member) without
+reading the whole file: everything downstream can be rebuilt from here.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class RawLocation:
+    """Where one measurement's bytes are kept, relative to the archive root."""
+
+    path: str
+    offset: int
+    index: int
+
+
+def partition_path(start_time: datetime, probe_cc: str, test_name: str, run_id: str) -> str:
+    safe_test = "".join(c if c.isalnum() or c in "_-" else "_" for c in test_name)[:64]
+    return (
+        f"raw/{start_time:%Y%m%d}/{start_time:%H}/{probe_cc}/{safe_test or 'unknown'}/"
+        f"{run_id}.jsonl.gz"
+    )
+
+
+@dataclass(slots=True)
+class _Pending:
+    lines: list[bytes] = field(default_factory=list)
+
+
+class ArchiveWriter:
+    """Buffers measurements per archive file and writes them durably on `flush`."""
+
+    def __init__(self, root: Path, run_id: str, level: int = 1) -> None:
+        self.root = root
+        self.run_id = run_id
+        self.level = level
+        self._pending: dict[str, _Pending] = {}
+
+    def add(self, start_time: datetime, probe_cc: str, test_name: str, data: bytes) -> str:
+        """Queue one measurement; returns its file (the member offset is known at flush)."""
+        path = partition_path(start_time, probe_cc, test_name, self.run_id)
+        self._pending.setdefault(path, _Pending()).lines.append(data)
+        return path
+
+    def flush(self) -> dict[str, int]:
+        """Append and fsync every queued member; returns each file's member offset."""
+        offsets: dict[str, int] = {}
+        dirs: set[Path] = set()
+        for rel, pending in self._pending.items():
+            target = self.root / rel
+            if not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                dirs.add(target.parent)
+            member = _gzip_member(b"\n".join(pending.lines) + b"\n", self.level)
+            with open(target, "ab") as out:
+                offsets[rel] = out.tell()
+                out.write(member)
+                out.flush()
+                os.fsync(out.fileno())
+        for folder in dirs:
+            _fsync_dir(folder)
+        self._pending.clear()
+        return offsets
+
+
+def read_raw(root: Path, location: RawLocation) -> bytes:
+    """The bytes of one archived measurement."""
+    with open(root / location.path, "rb") as src:
+        src.seek(location.offset)
+        inflater = zlib.decompressobj(wbits=31)
+        out: list[bytes] = []
+        while not inflater.eof:
+            chunk = src.read(1 << 16)
+            if not chunk:
+                break
+            out.append(inflater.decompress(chunk))
+    return b"".join(out).split(b"\n")[location.index]
+
+
+def _gzip_member(payload: bytes, level: int) -> bytes:
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return compressor.compress(payload) + compressor.flush()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,146 @@
+"""OONI's base measurement (df-000) and the one function that turns bytes into a typed record."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime
+
+import msgspec
+
+from .._errors import InvalidMeasurement
+from ._testkeys import TEST_KEYS, TestKeys
+
+
+class Measurement(msgspec.Struct, kw_only=True):
+    """The base keys of every OONI measurement; `test_keys` is decoded per test afterwards."""
+
+    test_name: str
+    measurement_start_time: str
+    test_keys: msgspec.Raw
+    # OONI writes "ZZ"/"AS0" for an unknown country or network; very old probes omit them
+    probe_cc: str = "ZZ"
+    probe_asn: str | int = "AS0"
+    probe_network_name: str | None = None
+    input: str | list[str] | None = None
+    measurement_uid: str | None = None
+    report_id: str | None = None
+    test_version: str | None = None
+    test_start_time: str | None = None
+    test_runtime: float | None = None
+    software_name: str | None = None
+    software_version: str | None = None
+    data_format_version: str | None = None
+    resolver_asn: str | None = None
+    resolver_ip: str | None = None
+    resolver_network_name: str | None = None
+
+
+class ParsedMeasurement(msgspec.Struct, kw_only=True):
+    """A measurement ready for the pipeline: normalised keys plus the typed test_keys."""
+
+    uid: str
+    uid_computed: bool
+    base: Measurement
+    start_time: datetime
+    probe_asn: int
+    input: str | None
+    known_test: bool
+    keys: TestKeys | None
+    size: int
+
+
+_BASE = msgspec.json.Decoder(Measurement)
+_KEYS = {name: msgspec.json.Decoder(keys_type) for name, keys_type in TEST_KEYS.items()}
+_ASN = re.compile(r"(?:AS)?(\d{1,10})", re.IGNORECASE)
+_CC = re.compile(r"[A-Z]{2}")
+
+
+def parse_measurement(data: bytes) -> ParsedMeasurement:
+    """Decode and validate one measurement; raise `InvalidMeasurement` with a reason otherwise."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMeasurement(f"invalid UTF-8 at byte {exc.start}") from None
+    try:
+        base = _BASE.decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidMeasurement(f"not an OONI measurement: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidMeasurement(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMeasurement("invalid JSON: nesting too deep") from None
+
+    start_time = _parse_time(base.measurement_start_time)
+    probe_asn = _parse_asn(base.probe_asn)
+    if not _CC.fullmatch(base.probe_cc):
+        raise InvalidMeasurement(f"probe_cc {base.probe_cc!r} is not a two-letter country code")
+    if not base.test_name:
+        raise InvalidMeasurement("test_name is empty")
+
+    keys_decoder = _KEYS.get(base.test_name)
+    keys: TestKeys | None = None
+    if keys_decoder is not None and bytes(base.test_keys) != b"null":
+        try:
+            keys = keys_decoder.decode(base.test_keys)
+        except msgspec.ValidationError as exc:
+            where = str(exc).replace("`$", "`$.test_keys")
+            raise InvalidMeasurement(f"test_keys of {base.test_name}: {where}") from None
+        except RecursionError:
+            raise InvalidMeasurement("invalid JSON: nesting too deep") from None
+
+    uid = base.measurement_uid
+    computed = not uid
+    if not uid:
+        uid = measurement_uid_for(data, start_time, base.probe_cc, base.test_name)
+    inp = base.input
+    if isinstance(inp, list):
+        inp = inp[0] if inp else None
+    return ParsedMeasurement(
+        uid=uid,
+        uid_computed=computed,
+        base=base,
+        start_time=start_time,
+        probe_asn=probe_asn,
+        input=inp or None,
+        known_test=base.test_name in TEST_KEYS,
+        keys=keys,
+        size=len(data),
+    )
+
+
+def measurement_uid_for(data: bytes, start_time: datetime, probe_cc: str, test_name: str) -> str:
+    """OONI's measurement_uid, as its collector assigns it on submission.
+
+    OONI's API writes ``{timestamp}_{probe_cc}_{test name without underscores}_{hash}`` where the
+    hash is the first 16 hex digits of the SHA-512 of the submitted bytes. Its timestamp is the
+    time of reception, which we do not know for a measurement that arrives without a uid; we use
+    the measurement's start time instead, so that ingesting the same bytes twice gives the same
+    uid (idempotence) while keeping OONI's shape and hash.
+    """
+    digest = hashlib.sha512(data).hexdigest()[:16]
+    stamp = start_time.strftime("%Y%m%d%H%M%S.%f")
+    return f"{stamp}_{probe_cc}_{test_name.replace('_', '')}_{digest}"
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidMeasurement(
+            f"measurement_start_time {value[:40]!r} is not a time like '2024-05-01 12:00:00'"
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def _parse_asn(value: str | int) -> int:
+    if isinstance(value, int):
+        if 0 <= value < 2**32:
+            return value
+    else:
+        match = _ASN.fullmatch(value.strip())
+        if match and int(match.group(1)) < 2**32:
+            return int(match.group(1))
+    raise InvalidMeasurement(f"probe_asn {str(value)[:40]!r} is not an AS number like 'AS12345'")

@@ -1,0 +1,171 @@
+"""OONI's measurement primitives (df-001 httpt, df-002 dnst, df-005 tcpconnect, df-006 tls).
+
+Typed permissively: ten years of probes wrote these keys with small variations (numbers as
+floats or ints, bodies as text or base64 objects, headers as maps or pair lists), and a
+measurement that a real probe uploaded must parse. Only shapes that no probe ever wrote are
+refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import msgspec
+
+Number = int | float
+
+
+class BinaryData(msgspec.Struct, kw_only=True):
+    """A body or header value that was not valid UTF-8, as OONI encodes it."""
+
+    format: str = "base64"
+    data: str = ""
+
+    def to_bytes(self) -> bytes:
+        """Decode leniently: some old probes wrote base64 without padding."""
+        raw = self.data.encode("ascii", "replace")
+        try:
+            return base64.b64decode(raw + b"=" * (-len(raw) % 4))
+        except (binascii.Error, ValueError):
+            return b""
+
+
+MaybeBinary = str | BinaryData
+
+
+def text_of(value: MaybeBinary | None) -> str:
+    """The value as text, decoding base64 objects (invalid bytes replaced)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return value.to_bytes().decode("utf-8", "replace")
+
+
+def length_of(value: MaybeBinary | None) -> int:
+    """Length in bytes of a body as the probe saw it."""
+    if value is None:
+        return 0
+    if isinstance(value, str):
+        return len(value.encode("utf-8", "surrogatepass"))
+    return len(value.to_bytes())
+
+
+class DNSAnswer(msgspec.Struct, kw_only=True):
+    answer_type: str | None = None
+    ipv4: str | None = None
+    ipv6: str | None = None
+    hostname: str | None = None
+    asn: int | None = None
+    as_org_name: str | None = None
+    ttl: Number | None = None
+
+
+class DNSQuery(msgspec.Struct, kw_only=True):
+    hostname: str | None = None
+    query_type: str | None = None
+    engine: str | None = None
+    resolver_address: str | None = None
+    resolver_hostname: str | None = None
+    resolver_port: str | int | None = None
+    failure: str | None = None
+    answers: list[DNSAnswer] | None = None
+    t0: Number | None = None
+    t: Number | None = None
+    transaction_id: int | None = None
+    tags: list[str] | None = None
+
+
+class TCPStatus(msgspec.Struct, kw_only=True):
+    success: bool | None = None
+    failure: str | None = None
+    blocked: bool | None = None
+
+
+class TCPConnect(msgspec.Struct, kw_only=True):
+    ip: str | None = None
+    port: int | None = None
+    status: TCPStatus | None = None
+    t0: Number | None = None
+    t: Number | None = None
+    transaction_id: int | None = None
+    tags: list[str] | None = None
+
+
+class TLSHandshake(msgspec.Struct, kw_only=True):
+    network: str | None = None
+    address: str | None = None
+    server_name: str | None = None
+    alpn: list[str] | None = None
+    failure: str | None = None
+    negotiated_protocol: str | None = None
+    no_tls_verify: bool | None = None
+    peer_certificates: list[BinaryData] | None = None
+    tls_version: str | None = None
+    cipher_suite: str | None = None
+    t0: Number | None = None
+    t: Number | None = None
+    transaction_id: int | None = None
+    tags: list[str] | None = None
+
+
+HeaderMap = dict[str, MaybeBinary | list[MaybeBinary]]
+HeaderList = list[tuple[str, MaybeBinary]]
+
+
+class HTTPRequest(msgspec.Struct, kw_only=True):
+    url: str | None = None
+    method: str | None = None
+    headers: HeaderMap | None = None
+    headers_list: HeaderList | None = None
+    body: MaybeBinary | None = None
+    x_transport: str | None = None
+
+
+class HTTPResponse(msgspec.Struct, kw_only=True):
+    code: int | None = None
+    headers: HeaderMap | None = None
+    headers_list: HeaderList | None = None
+    body: MaybeBinary | None = None
+    body_is_truncated: bool | None = None
+
+    def header(self, name: str) -> str | None:
+        """First value of a header, case-insensitively, from either encoding."""
+        wanted = name.lower()
+        for key, value in self.headers_list or ():
+            if key.lower() == wanted:
+                return text_of(value)
+        for key, hvalue in (self.headers or {}).items():
+            if key.lower() == wanted:
+                if isinstance(hvalue, list):
+                    return text_of(hvalue[0]) if hvalue else ""
+                return text_of(hvalue)
+        return None
+
+    def header_names(self) -> set[str]:
+        names = {key.lower() for key, _ in self.headers_list or ()}
+        names.update(key.lower() for key in self.headers or {})
+        return names
+
+
+class HTTPTransaction(msgspec.Struct, kw_only=True):
+    request: HTTPRequest | None = None
+    response: HTTPResponse | None = None
+    failure: str | None = None
+    t0: Number | None = None
+    t: Number | None = None
+    transaction_id: int | None = None
+    tags: list[str] | None = None
+
+
+class NetworkEvent(msgspec.Struct, kw_only=True):
+    operation: str | None = None
+    address: str | None = None
+    failure: str | None = None
+    num_bytes: int | None = None
+    proto: str | None = None
+    t0: Number | None = None
+    t: Number | None = None
+    transaction_id: int | None = None
+    tags: list[str] | None = None

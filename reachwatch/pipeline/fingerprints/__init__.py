@@ -1,0 +1,128 @@
+"""OONI's blockpage and DNS-injection fingerprints (see ATTRIBUTION.txt), matched fast.
+
+Body patterns are searched with one Aho-Corasick automaton, so a body is scanned once whatever
+the number of fingerprints (about 1,300 body patterns). A match is *confirmed* the way OONI
+confirms one: its scope is national or ISP-wide, or the probe's country is one it is expected in.
+Scope `fp` marks pages known to be false positives (CDN error and challenge pages).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import ahocorasick
+import orjson
+
+BODY_SCAN_LIMIT = 1 << 16
+"""Characters of a body scanned: blockpages are small and come first; real pages can be huge."""
+
+BLOCKING_SCOPES = frozenset({"nat", "isp", "prod", "inst", "injb", "prov"})
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    name: str
+    scope: str
+    location: str
+    pattern_type: str
+    pattern: str
+    expected_countries: frozenset[str]
+
+    def confirmed_for(self, probe_cc: str) -> bool:
+        """OONI's rule: national and ISP blockpages confirm anywhere; others in their countries."""
+        if self.scope == "fp":
+            return False
+        return self.scope in ("nat", "isp") or probe_cc in self.expected_countries
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.scope})"
+
+
+class Fingerprints:
+    """The loaded fingerprint set with its matchers."""
+
+    def __init__(self, dns_rows: list[dict[str, Any]], http_rows: list[dict[str, Any]]) -> None:
+        self.dns: dict[str, Fingerprint] = {}
+        for row in dns_rows:
+            fp = _fingerprint(row)
+            self.dns.setdefault(fp.pattern, fp)
+        self._body = ahocorasick.Automaton()
+        self._body_full: dict[str, Fingerprint] = {}
+        self._body_regexp: list[tuple[re.Pattern[str], Fingerprint]] = []
+        self._headers: dict[str, list[Fingerprint]] = {}
+        contains: dict[str, list[Fingerprint]] = {}
+        for row in http_rows:
+            fp = _fingerprint(row)
+            if fp.location == "body":
+                if fp.pattern_type == "full":
+                    self._body_full[fp.pattern] = fp
+                elif fp.pattern_type == "regexp":
+                    self._body_regexp.append((re.compile(fp.pattern), fp))
+                elif fp.pattern:
+                    contains.setdefault(fp.pattern, []).append(fp)
+            elif fp.location.startswith("header."):
+                self._headers.setdefault(fp.location[7:].lower(), []).append(fp)
+        for pattern, fps in contains.items():
+            self._body.add_word(pattern, tuple(fps))
+        self._body.make_automaton()
+
+    def match_dns(self, answer: str) -> Fingerprint | None:
+        return self.dns.get(answer)
+
+    def match_body(self, body: str) -> list[Fingerprint]:
+        """Fingerprints found in a body: `contains`, `full` and `regexp` patterns."""
+        text = body[:BODY_SCAN_LIMIT]
+        found: dict[str, Fingerprint] = {}
+        for _end, fps in self._body.iter(text):
+            for fp in fps:
+                found[fp.name] = fp
+        full = self._body_full.get(text)
+        if full is not None:
+            found[full.name] = full
+        for regexp, fp in self._body_regexp:
+            if regexp.search(text):
+                found[fp.name] = fp
+        return list(found.values())
+
+    def match_headers(self, headers: dict[str, str]) -> list[Fingerprint]:
+        """`headers` maps lowercase names to values."""
+        found: list[Fingerprint] = []
+        for name, value in headers.items():
+            for fp in self._headers.get(name, ()):
+                kind = fp.pattern_type
+                if (
+                    (kind == "full" and value == fp.pattern)
+                    or (kind == "prefix" and value.startswith(fp.pattern))
+                    or (kind == "contains" and fp.pattern in value)
+                ):
+                    found.append(fp)
+        return found
+
+
+def _fingerprint(row: dict[str, Any]) -> Fingerprint:
+    countries = row.get("expected_countries") or ""
+    if isinstance(countries, str):
+        countries = countries.split(",")
+    return Fingerprint(
+        name=str(row["name"]),
+        scope=str(row.get("scope") or ""),
+        location=str(row.get("location_found") or ""),
+        pattern_type=str(row.get("pattern_type") or ""),
+        pattern=str(row.get("pattern") or ""),
+        expected_countries=frozenset(
+            cc.strip().upper() for cc in countries if cc.strip() and cc.strip().upper() != "ZZ"
+        ),
+    )
+
+
+@cache
+def default_fingerprints() -> Fingerprints:
+    """The fingerprints shipped with reachwatch, loaded once per process."""
+    here = resources.files(__name__)
+    dns_rows = orjson.loads(here.joinpath("fingerprints_dns.json").read_bytes())
+    http_rows = orjson.loads(here.joinpath("fingerprints_http.json").read_bytes())
+    return Fingerprints(dns_rows, http_rows)

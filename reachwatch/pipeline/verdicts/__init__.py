@@ -1,0 +1,30 @@
+"""Measurement -> verdicts: one per target, `ok | blocked | down | error`, with a technique.
+
+Each experiment has its own rule, in its own module; `verdicts_of` dispatches on test_name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ...model import ParsedMeasurement
+from ..fingerprints import Fingerprints, default_fingerprints
+from ._common import BLOCKED, DOWN, ERROR, OK, Verdict
+from .web_connectivity import web_connectivity
+
+Rule = Callable[[ParsedMeasurement, Fingerprints], list[Verdict]]
+
+RULES: dict[str, Rule] = {
+    "web_connectivity": web_connectivity,
+}
+
+
+def verdicts_of(pm: ParsedMeasurement, fingerprints: Fingerprints | None = None) -> list[Verdict]:
+    """The verdicts of one measurement; none for a test reachwatch does not judge."""
+    rule = RULES.get(pm.base.test_name)
+    if rule is None:
+        return []
+    return rule(pm, fingerprints or default_fingerprints())
+
+
+__all__ = ["BLOCKED", "DOWN", "ERROR", "OK", "RULES", "Verdict", "verdicts_of"]

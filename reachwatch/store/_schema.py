@@ -1,0 +1,100 @@
+"""The store's tables. Column order here is the order the pipeline's batches are built in."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = "1"
+
+MEASUREMENT_COLUMNS: dict[str, str] = {
+    "measurement_uid": "VARCHAR PRIMARY KEY",
+    "uid_computed": "BOOLEAN NOT NULL",
+    "report_id": "VARCHAR",
+    "test_name": "VARCHAR NOT NULL",
+    "test_version": "VARCHAR",
+    "known_test": "BOOLEAN NOT NULL",
+    "probe_cc": "VARCHAR NOT NULL",
+    "probe_asn": "UBIGINT NOT NULL",
+    "probe_network_name": "VARCHAR",
+    "input": "VARCHAR",
+    "measurement_start_time": "TIMESTAMP NOT NULL",
+    "software_name": "VARCHAR",
+    "software_version": "VARCHAR",
+    "resolver_asn": "VARCHAR",
+    "raw_path": "VARCHAR NOT NULL",
+    "raw_offset": "BIGINT NOT NULL",
+    "raw_index": "INTEGER NOT NULL",
+    "raw_size": "INTEGER NOT NULL",
+    "ingest_id": "VARCHAR NOT NULL",
+    "source": "VARCHAR",
+}
+
+OBSERVATION_COLUMNS: dict[str, str] = {
+    "measurement_uid": "VARCHAR NOT NULL",
+    "idx": "INTEGER NOT NULL",
+    "kind": "VARCHAR NOT NULL",  # dns | tcp | tls | http | udp
+    "scope": "VARCHAR",  # the tor target or dnscheck lookup it belongs to, if any
+    "hostname": "VARCHAR",
+    "query_type": "VARCHAR",
+    "engine": "VARCHAR",
+    "resolver": "VARCHAR",
+    "ip": "VARCHAR",
+    "port": "INTEGER",
+    "answers": "VARCHAR[]",
+    "failure": "VARCHAR",  # OONI's failure string, exactly as the probe wrote it
+    "tls_version": "VARCHAR",
+    "http_url": "VARCHAR",
+    "http_status": "INTEGER",
+    "http_body_length": "BIGINT",
+    "t0": "DOUBLE",
+    "t": "DOUBLE",
+}
+
+VERDICT_COLUMNS: dict[str, str] = {
+    "measurement_uid": "VARCHAR NOT NULL",
+    "target": "VARCHAR NOT NULL",
+    "verdict": "VARCHAR NOT NULL",  # ok | blocked | down | error
+    "technique": "VARCHAR",  # stage.kind, only for blocked
+    "reason": "VARCHAR NOT NULL",  # one line a person can check against the observations
+    "probe_says": "VARCHAR",  # the probe's own conclusion, kept for comparison
+    "test_name": "VARCHAR NOT NULL",
+    "probe_cc": "VARCHAR NOT NULL",
+    "probe_asn": "UBIGINT NOT NULL",
+    "measurement_start_time": "TIMESTAMP NOT NULL",
+}
+
+QUARANTINE_COLUMNS: dict[str, str] = {
+    "sha256": "VARCHAR PRIMARY KEY",
+    "reason": "VARCHAR NOT NULL",
+    "source": "VARCHAR",
+    "locator": "VARCHAR",
+    "size": "BIGINT NOT NULL",
+    "raw": "BLOB NOT NULL",
+    "ingest_id": "VARCHAR NOT NULL",
+    "quarantined_at": "TIMESTAMP NOT NULL",
+}
+
+INGEST_COLUMNS: dict[str, str] = {
+    "ingest_id": "VARCHAR PRIMARY KEY",
+    "started_at": "TIMESTAMP NOT NULL",
+    "finished_at": "TIMESTAMP",
+    "paths": "VARCHAR[]",
+    "read": "BIGINT",
+    "stored": "BIGINT",
+    "duplicates": "BIGINT",
+    "quarantined": "BIGINT",
+}
+
+TABLES: dict[str, dict[str, str]] = {
+    "measurements": MEASUREMENT_COLUMNS,
+    "observations": OBSERVATION_COLUMNS,
+    "verdicts": VERDICT_COLUMNS,
+    "quarantine": QUARANTINE_COLUMNS,
+    "ingests": INGEST_COLUMNS,
+}
+
+
+def create_statements() -> list[str]:
+    statements = ["CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"]
+    for name, columns in TABLES.items():
+        body = ", ".join(f"{col} {kind}" for col, kind in columns.items())
+        statements.append(f"CREATE TABLE IF NOT EXISTS {name} ({body})")
+    return statements

@@ -1,0 +1,115 @@
+"""The embedded store: one DuckDB file, plus the raw archive folder beside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .._errors import StoreError
+from ._schema import SCHEMA_VERSION, TABLES, create_statements
+
+DEFAULT_DB = "reachwatch.duckdb"
+DB_ENV = "REACHWATCH_DB"
+
+
+def default_db_path() -> Path:
+    """`REACHWATCH_DB` when set, else `reachwatch.duckdb` in the current folder."""
+    return Path(os.environ.get(DB_ENV) or DEFAULT_DB)
+
+
+def archive_root_for(db_path: Path) -> Path:
+    """The raw archive lives next to its database: `reachwatch.duckdb` -> `reachwatch-archive/`."""
+    return db_path.with_name(db_path.stem + "-archive")
+
+
+class Store:
+    """Tables of DESIGN.md in one DuckDB file. Writes go through `write_batch`, one transaction."""
+
+    def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        if read_only and not self.path.exists():
+            raise StoreError(f"{self.path}: no such database (run `reachwatch ingest` first)")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
+        if not read_only:
+            self._create()
+        self._check_version()
+        self.archive_root = archive_root_for(self.path)
+
+    def _create(self) -> None:
+        for statement in create_statements():
+            self.con.execute(statement)
+        self.con.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+            [SCHEMA_VERSION],
+        )
+
+    def _check_version(self) -> None:
+        try:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            raise StoreError(f"{self.path}: not a reachwatch database") from None
+        if row is None or row[0] != SCHEMA_VERSION:
+            found = row[0] if row else "none"
+            raise StoreError(
+                f"{self.path}: schema version {found}, this reachwatch needs {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def known_uids(self, uids: list[str]) -> set[str]:
+        """Which of these measurement_uids are already stored."""
+        if not uids:
+            return set()
+        rows = self.con.execute(
+            "SELECT measurement_uid FROM measurements WHERE measurement_uid IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [uids],
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def known_quarantine(self, digests: list[str]) -> set[str]:
+        if not digests:
+            return set()
+        rows = self.con.execute(
+            "SELECT sha256 FROM quarantine WHERE sha256 IN (SELECT unnest(?::VARCHAR[]))",
+            [digests],
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def write_batch(self, tables: dict[str, Any]) -> None:
+        """Append Arrow tables (name -> table) in one transaction: all of a batch or none."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for name, table in tables.items():
+                if table is None or table.num_rows == 0:
+                    continue
+                columns = ", ".join(TABLES[name])
+                self.con.register("_batch", table)
+                try:
+                    self.con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM _batch")
+                finally:
+                    self.con.unregister("_batch")
+            self.con.execute("COMMIT")
+        except duckdb.Error as exc:
+            self.con.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: write failed, nothing of this batch stored: {exc}") from None
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        return self.con.execute(sql, params or [])
