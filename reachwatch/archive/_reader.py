@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import orjson
 
@@ -60,7 +60,7 @@ def read_records(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawR
     single_json = name.endswith((".json", ".json.gz"))
     source = str(path)
     try:
-        stream: IO[bytes] = gzip.open(path, "rb") if compressed else open(path, "rb")  # noqa: SIM115
+        stream = cast(IO[bytes], gzip.open(path, "rb") if compressed else open(path, "rb"))  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     with stream:

@@ -165,9 +165,7 @@ def _udp_exchanges(uid: str, keys: Primitives, scope: str | None, out: list[Obse
             failure = keys.failure
         t0, t = times[address]
         out.append(
-            Observation(
-                uid, len(out), "udp", scope, ip=ip, port=port, failure=failure, t0=t0, t=t
-            )
+            Observation(uid, len(out), "udp", scope, ip=ip, port=port, failure=failure, t0=t0, t=t)
         )
 
 

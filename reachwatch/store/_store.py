@@ -109,7 +109,9 @@ class Store:
             self.con.execute("COMMIT")
         except duckdb.Error as exc:
             self.con.execute("ROLLBACK")
-            raise StoreError(f"{self.path}: write failed, nothing of this batch stored: {exc}") from None
+            raise StoreError(
+                f"{self.path}: write failed, nothing of this batch stored: {exc}"
+            ) from None
 
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params or [])

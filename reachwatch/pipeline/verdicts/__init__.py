@@ -10,12 +10,28 @@ from collections.abc import Callable
 from ...model import ParsedMeasurement
 from ..fingerprints import Fingerprints, default_fingerprints
 from ._common import BLOCKED, DOWN, ERROR, OK, Verdict
+from .apps import facebook_messenger, signal, stunreachability, telegram, whatsapp
+from .circumvention import openvpn, psiphon, riseupvpn, tor, tor_bootstrap
+from .generic import dnscheck, urlgetter
 from .web_connectivity import web_connectivity
 
 Rule = Callable[[ParsedMeasurement, Fingerprints], list[Verdict]]
 
 RULES: dict[str, Rule] = {
     "web_connectivity": web_connectivity,
+    "whatsapp": whatsapp,
+    "telegram": telegram,
+    "signal": signal,
+    "facebook_messenger": facebook_messenger,
+    "stunreachability": stunreachability,
+    "dnscheck": dnscheck,
+    "urlgetter": urlgetter,
+    "tor": tor,
+    "vanilla_tor": tor_bootstrap,
+    "torsf": tor_bootstrap,
+    "psiphon": psiphon,
+    "riseupvpn": riseupvpn,
+    "openvpn": openvpn,
 }
 
 

@@ -63,15 +63,16 @@ DNS_FAILURES = NXDOMAIN | frozenset(
         "dns_bogon_error",
     }
 )
-CERTIFICATE = frozenset({"ssl_invalid_hostname", "ssl_unknown_authority", "ssl_invalid_certificate"})
+CERTIFICATE = frozenset(
+    {"ssl_invalid_hostname", "ssl_unknown_authority", "ssl_invalid_certificate"}
+)
 
 
 def is_network_failure(failure: str) -> bool:
     """A failure of the path (what a censor causes), as opposed to one in the server's reply."""
     return (
         failure.startswith("ssl_error")  # Measurement Kit's certificate errors
-        or
-        failure in TIMEOUTS
+        or failure in TIMEOUTS
         or failure in RESETS
         or failure in REFUSED
         or failure in EOFS
@@ -146,7 +147,7 @@ _BOGONS = [
 
 @lru_cache(maxsize=65536)
 def is_bogon(address: str) -> bool:
-    """Private, loopback, reserved or documentation addresses: never a public site's (OONI's list)."""
+    """Private, loopback, reserved or documentation addresses (OONI's list): no public site's."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -53,11 +53,14 @@ SYSTEM_ENGINES = frozenset({"", "system", "getaddrinfo", "golang_net_resolver", 
 BODY_PROPORTION = 0.7
 TITLE = re.compile(r"<title>([^<]{1,512})</title>", re.IGNORECASE)
 COMMON_HEADERS = frozenset(
-    "date content-type server cache-control vary set-cookie location expires x-powered-by "
-    "content-encoding last-modified accept-ranges pragma x-frame-options etag "
-    "x-content-type-options age via p3p x-xss-protection content-language cf-ray "
-    "strict-transport-security link x-varnish".split()
-)
+    {
+        "date", "content-type", "server", "cache-control", "vary", "set-cookie", "location",
+        "expires", "x-powered-by", "content-encoding", "last-modified", "accept-ranges", "pragma",
+        "x-frame-options", "etag", "x-content-type-options", "age", "via", "p3p",
+        "x-xss-protection", "content-language", "cf-ray", "strict-transport-security", "link",
+        "x-varnish",
+    }
+)  # fmt: skip
 CHALLENGE_MARKERS = ("cf-chl", "challenge-platform", "Just a moment...", "Attention Required!")
 
 
@@ -177,12 +180,16 @@ def _attempts(keys: WebConnectivityKeys) -> list[_Attempt]:
             tcp_failure=connect.status.failure if connect.status else None,
         )
     for handshake in keys.tls_handshakes or ():
-        attempt = by_tid.get(handshake.transaction_id if handshake.transaction_id is not None else -10**9)
+        attempt = by_tid.get(
+            handshake.transaction_id if handshake.transaction_id is not None else -(10**9)
+        )
         if attempt is not None:
             attempt.tls = handshake
             attempt.t = max(attempt.t, float(handshake.t or 0.0))
     for transaction in keys.requests or ():
-        attempt = by_tid.get(transaction.transaction_id if transaction.transaction_id is not None else -10**9)
+        attempt = by_tid.get(
+            transaction.transaction_id if transaction.transaction_id is not None else -(10**9)
+        )
         if attempt is not None and attempt.http is None:
             attempt.http = transaction
             attempt.t = max(attempt.t, float(transaction.t or 0.0))
@@ -236,7 +243,9 @@ class _Analysis:
             return ok("", f"fetched over TLS with a valid certificate (HTTP {response.code})")
         if self.control is None:
             what = "a cleartext page" if response is not None else "a failure"
-            return error("", f"no control measurement: {what} cannot be told apart from a down site")
+            return error(
+                "", f"no control measurement: {what} cannot be told apart from a down site"
+            )
         if response is not None:
             return self._compare(response, dns)
         return self._failed(dns, outcome)
@@ -267,7 +276,11 @@ class _Analysis:
             if dns.state == "failed":
                 return blocked("", technique_for("dns", dns.failure or ""), dns.detail)
         if dns.state in ("bogon", "inconsistent"):
-            then = f"; then {outcome.stage.upper()} {outcome.where} failed with {failure}" if failure else ""
+            then = (
+                f"; then {outcome.stage.upper()} {outcome.where} failed with {failure}"
+                if failure
+                else ""
+            )
             return blocked("", f"dns.{dns.state}", f"{dns.detail}{then}")
         if not failure:
             if dns.addrs and all(is_bogon(a) for a in dns.addrs):
@@ -279,7 +292,9 @@ class _Analysis:
         )
         portal = _private_redirect(outcome.stalled or (self.final.response if self.final else None))
         if portal and control_ok:
-            return blocked("", "http.diff", f"redirected to {portal}, a private address (a middlebox's page)")
+            return blocked(
+                "", "http.diff", f"redirected to {portal}, a private address (a middlebox's page)"
+            )
         if not is_network_failure(failure):
             if not control_ok:
                 return down("", f"the fetch failed ({failure}) and the control's failed too")
@@ -310,16 +325,24 @@ class _Analysis:
             return self._outcome_05(dns)
         final = self.final
         if final is None:
-            return _Outcome(stage="dns", where=f"lookup of {self.host}", failure=dns.failure
-                            or keys.http_experiment_failure)
+            return _Outcome(
+                stage="dns",
+                where=f"lookup of {self.host}",
+                failure=dns.failure or keys.http_experiment_failure,
+            )
         response = final.response
         if final.failure is None and response is not None and (response.code or 0) > 0:
             return _Outcome(response=response, verified_tls=self._verified_tls(final))
         failure = final.failure or keys.http_experiment_failure
         stage, where, control_failure = self._stage_of(failure or "")
         stalled = response if stage == "http" and response and (response.code or 0) > 0 else None
-        return _Outcome(stage=stage, where=where, failure=failure,
-                        control_failure=control_failure, stalled=stalled)
+        return _Outcome(
+            stage=stage,
+            where=where,
+            failure=failure,
+            control_failure=control_failure,
+            stalled=stalled,
+        )
 
     def _outcome_05(self, dns: _DNS) -> _Outcome:
         """0.5 probes record one transaction per endpoint and redirect depth; the user's path is
@@ -328,7 +351,8 @@ class _Analysis:
         classic = any(a.classic for a in attempts)
         system = self._system_addresses()
         path = [
-            a for a in attempts
+            a
+            for a in attempts
             if a.fetch_body and (a.classic if classic else (a.ip in system or is_ip(self.host)))
         ]
         if not path:
@@ -337,7 +361,7 @@ class _Analysis:
         level = [a for a in path if a.depth == deepest]
         pages = [a for a in level if a.page is not None]
         if pages:
-            final = [a for a in pages if not 300 <= (a.page.code or 0) < 400 if a.page]
+            final = [a for a in pages if a.page and not 300 <= (a.page.code or 0) < 400]
             chosen = (final or pages)[0]
             if not final:
                 failed_lookup = self._redirect_lookup_failure(chosen)
@@ -356,8 +380,14 @@ class _Analysis:
         stalled = worst.http.response if worst.http and stage == "http" else None
         if stalled is not None and (stalled.code or 0) <= 0:
             stalled = None
-        return _Outcome(stage=stage, where=where, failure=failure, depth=deepest,
-                        control_failure=control_failure, stalled=stalled)
+        return _Outcome(
+            stage=stage,
+            where=where,
+            failure=failure,
+            depth=deepest,
+            control_failure=control_failure,
+            stalled=stalled,
+        )
 
     def _redirect_lookup_failure(self, attempt: _Attempt) -> _Outcome | None:
         location = attempt.page.header("location") if attempt.page else None
@@ -366,10 +396,18 @@ class _Analysis:
         except ValueError:
             return None
         for query in self.keys.queries or ():
-            if (query.engine or "") in SYSTEM_ENGINES and _norm_host(query.hostname) == host:
-                if query.failure and not (query.answers or []):
-                    return _Outcome(stage="dns", where=f"lookup of {host}", failure=query.failure,
-                                    depth=attempt.depth + 1)
+            if (
+                (query.engine or "") in SYSTEM_ENGINES
+                and _norm_host(query.hostname) == host
+                and query.failure
+                and not query.answers
+            ):
+                return _Outcome(
+                    stage="dns",
+                    where=f"lookup of {host}",
+                    failure=query.failure,
+                    depth=attempt.depth + 1,
+                )
         return None
 
     def _system_addresses(self) -> set[str]:
@@ -391,7 +429,11 @@ class _Analysis:
                 return theirs.failure or "failed"
         if stage == "tls" and control.tls_handshake:
             tls = control.tls_handshake.get(endpoint)
-            if tls is not None and tls.status is False and _norm_host(tls.server_name) == _norm_host(attempt.sni):
+            if (
+                tls is not None
+                and tls.status is False
+                and _norm_host(tls.server_name) == _norm_host(attempt.sni)
+            ):
                 return tls.failure or "failed"
         return None
 
@@ -425,20 +467,28 @@ class _Analysis:
             failure = self.keys.dns_experiment_failure
         for addr in sorted(addrs):
             fp = self.fps.match_dns(addr)
-            if fp is not None and fp.scope in BLOCKING_SCOPES and fp.confirmed_for(self.pm.base.probe_cc):
+            if (
+                fp is not None
+                and fp.scope in BLOCKING_SCOPES
+                and fp.confirmed_for(self.pm.base.probe_cc)
+            ):
                 return _DNS("censor", f"the resolver answered {addr}, {_known(fp)}", addrs)
         control_dns = self.control.dns if self.control else None
         if control_dns is None:
             state = "failed" if not addrs and failure else "unknown"
-            return _DNS(state, f"the resolver failed with {failure}" if failure else "", addrs, failure)
+            return _DNS(
+                state, f"the resolver failed with {failure}" if failure else "", addrs, failure
+            )
         control_addrs = {a for a in control_dns.addrs or () if is_ip(a)}
         control_failed = control_dns.failure or not control_addrs
         if not addrs:
             if control_failed:
                 theirs = control_dns.failure or "no address"
                 return _DNS(
-                    "both_failed", f"the resolver failed with {failure}; the control: {theirs}",
-                    addrs, failure,
+                    "both_failed",
+                    f"the resolver failed with {failure}; the control: {theirs}",
+                    addrs,
+                    failure,
                 )
             return _DNS(
                 "failed",
@@ -450,10 +500,18 @@ class _Analysis:
         shown = ", ".join(sorted(addrs)[:3])
         if control_failed:
             theirs = control_dns.failure or "no address"
-            return _DNS("inconsistent", f"the resolver answered {shown} where the control found {theirs}", addrs)
+            return _DNS(
+                "inconsistent",
+                f"the resolver answered {shown} where the control found {theirs}",
+                addrs,
+            )
         bogons = {a for a in addrs if is_bogon(a) and a not in control_addrs}
         if bogons and not all(is_bogon(a) for a in control_addrs):
-            return _DNS("bogon", f"the resolver answered {', '.join(sorted(bogons))}, a private or reserved address", addrs)
+            return _DNS(
+                "bogon",
+                f"the resolver answered {', '.join(sorted(bogons))}, a private or reserved address",
+                addrs,
+            )
         if addrs & control_addrs:
             return _DNS("consistent", "the resolver's answers overlap the control's", addrs)
         ip_info = (self.control.ip_info if self.control else None) or {}
@@ -477,7 +535,9 @@ class _Analysis:
             host = _norm_host(urlsplit(url).hostname)
         except ValueError:
             return False
-        handshakes = [h for h in self.keys.tls_handshakes or () if _norm_host(h.server_name) == host]
+        handshakes = [
+            h for h in self.keys.tls_handshakes or () if _norm_host(h.server_name) == host
+        ]
         if not handshakes:
             # 0.4 probes record no handshakes; their HTTP client verifies certificates
             return True
@@ -493,7 +553,9 @@ class _Analysis:
             headers = _header_map(response)
             found = self.fps.match_headers(headers)
             url = transaction.request.url if transaction.request else ""
-            if not (url or "").lower().startswith("https://") or not self._verified_tls(transaction):
+            if not (url or "").lower().startswith("https://") or not self._verified_tls(
+                transaction
+            ):
                 found += self.fps.match_body(text_of(response.body))
             for fp in found:
                 if fp.scope in BLOCKING_SCOPES and fp.confirmed_for(cc):
@@ -527,9 +589,13 @@ class _Analysis:
             if failure in UNREACHABLE and ":" in (connect.ip or ""):
                 continue  # an IPv6 route the probe's network lacks, not a censor
             theirs = control.tcp_connect.get(endpoint) if control and control.tcp_connect else None
-            control_failure = (theirs.failure or "failed") if theirs and theirs.status is False else None
+            control_failure = (
+                (theirs.failure or "failed") if theirs and theirs.status is False else None
+            )
             order += 1
-            candidates.append((connect.t or 0.0, order, "tcp", f"connect to {endpoint}", control_failure))
+            candidates.append(
+                (connect.t or 0.0, order, "tcp", f"connect to {endpoint}", control_failure)
+            )
         for handshake in keys.tls_handshakes or ():
             if handshake.failure != failure or _extra_check(handshake.tags):
                 continue
@@ -538,16 +604,26 @@ class _Analysis:
                 control.tls_handshake.get(address) if control and control.tls_handshake else None
             )
             control_failure = (
-                (theirs_tls.failure or "failed") if theirs_tls and theirs_tls.status is False else None
+                (theirs_tls.failure or "failed")
+                if theirs_tls and theirs_tls.status is False
+                else None
             )
             order += 1
             candidates.append(
-                (handshake.t or 0.0, order, "tls", f"handshake with {address} (SNI {handshake.server_name})", control_failure)
+                (
+                    handshake.t or 0.0,
+                    order,
+                    "tls",
+                    f"handshake with {address} (SNI {handshake.server_name})",
+                    control_failure,
+                )
             )
         for query in keys.queries or ():
             if query.failure == failure and (query.engine or "") in SYSTEM_ENGINES:
                 order += 1
-                candidates.append((query.t or 0.0, order, "dns", f"lookup of {query.hostname}", None))
+                candidates.append(
+                    (query.t or 0.0, order, "dns", f"lookup of {query.hostname}", None)
+                )
         if candidates:
             _t, _o, stage, where, control_failure = max(candidates)
             return stage, where, control_failure
@@ -594,7 +670,11 @@ def _http_diff(response: HTTPResponse, control: ControlHTTP) -> tuple[bool, str]
         title_match = not (ours_title ^ theirs_title)
     matched = [
         name
-        for name, value in (("body length", body_match), ("headers", headers_match), ("title", title_match))
+        for name, value in (
+            ("body length", body_match),
+            ("headers", headers_match),
+            ("title", title_match),
+        )
         if value
     ]
     if status_match and matched:

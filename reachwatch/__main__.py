@@ -1,0 +1,5 @@
+"""`python -m reachwatch` is the `reachwatch` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,192 @@
+"""The `reachwatch` command. Every command that touches the store takes `--db` (or REACHWATCH_DB).
+
+`--format jsonl|json` output is for machines and stays stable; `table` and `md` are for people.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .. import ReachwatchError
+from ..archive import measurement_files
+from ..pipeline import ingest as run_ingest
+from ..store import DB_ENV, DEFAULT_DB, Store, verdict_rows
+from ..store import status as status_query
+
+app = typer.Typer(
+    name="reachwatch",
+    help="Is it blocked? Measurements, verdicts and the evidence behind them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar=DB_ENV, help=f"DuckDB file (default: {DEFAULT_DB})."),
+]
+
+
+class TableFormat(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+
+
+class StatusFormat(StrEnum):
+    table = "table"
+    md = "md"
+    json = "json"
+
+
+VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "down": "yellow", "error": "dim"}
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz files or folders.")],
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
+    with Store(db) as store:
+        files = measurement_files(paths)
+        total = sum(p.stat().st_size for p in files)
+        columns = (
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=errors, transient=True) as bar:
+            task = bar.add_task("ingest", total=total)
+            report = run_ingest(files, store, progress=lambda n: bar.advance(task, n))
+    table = Table(title=f"ingest {report.ingest_id}", show_header=False)
+    for label, value in (
+        ("files", report.files),
+        ("read", report.read),
+        ("stored", report.stored),
+        ("duplicates", report.duplicates),
+        ("quarantined", report.quarantined),
+        ("observations", report.observations),
+        ("verdicts", report.verdicts),
+    ):
+        table.add_row(label, f"{value:,}")
+    console.print(table)
+    for reason, count in report.reasons.most_common():
+        console.print(f"  quarantined {count:,}: {reason}")
+    check = "=" if report.reconciled else "!="
+    console.print(
+        f"read {report.read:,} {check} stored {report.stored:,} + duplicates "
+        f"{report.duplicates:,} + quarantined {report.quarantined:,}"
+    )
+    if not report.reconciled:
+        raise typer.Exit(1)
+
+
+@app.command()
+def verdicts(
+    db: DbOption = Path(DEFAULT_DB),
+    cc: Annotated[str | None, typer.Option(help="Country code, e.g. AZ.")] = None,
+    test: Annotated[str | None, typer.Option(help="Test name, e.g. web_connectivity.")] = None,
+    target: Annotated[str | None, typer.Option(help="Target, e.g. whatsapp/messaging.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
+    fmt: Annotated[
+        TableFormat, typer.Option("--format", help="table or jsonl.")
+    ] = TableFormat.table,
+) -> None:
+    """List verdicts per measurement and target."""
+    with Store(db, read_only=True) as store:
+        rows = verdict_rows(store, cc=cc, test=test, target=target, limit=limit)
+        if fmt is TableFormat.jsonl:
+            out = sys.stdout.buffer
+            for row in rows:
+                out.write(orjson.dumps(row) + b"\n")
+            return
+        table = Table()
+        for name in ("time", "cc", "asn", "test", "target", "verdict", "technique"):
+            table.add_column(name)
+        for row in rows:
+            table.add_row(
+                row["measurement_start_time"],
+                row["probe_cc"],
+                row["probe_asn"],
+                row["test_name"],
+                row["target"],
+                f"[{VERDICT_STYLE[row['verdict']]}]{row['verdict']}",
+                row["technique"] or "",
+            )
+        console.print(table)
+
+
+@app.command()
+def status(
+    db: DbOption = Path(DEFAULT_DB),
+    cc: Annotated[str | None, typer.Option(help="Country code, e.g. AZ (all if omitted).")] = None,
+    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    fmt: Annotated[StatusFormat, typer.Option("--format", help="table, md or json.")] = (
+        StatusFormat.table
+    ),
+) -> None:
+    """Per target, the latest verdict on each network, with the counts behind it."""
+    with Store(db, read_only=True) as store:
+        rows = status_query(store, cc=cc, target=target)
+    if fmt is StatusFormat.json:
+        sys.stdout.buffer.write(orjson.dumps([asdict(row) for row in rows]) + b"\n")
+        return
+    headers = (
+        "cc",
+        "target",
+        "network",
+        "latest",
+        "technique",
+        "measured",
+        "ok/blocked/down/error",
+    )
+    lines = [
+        (
+            row.probe_cc,
+            row.target,
+            f"{row.probe_asn} {row.network_name or ''}".strip(),
+            row.verdict,
+            row.technique or "",
+            row.measured_at,
+            f"{row.ok}/{row.blocked}/{row.down}/{row.error}",
+        )
+        for row in rows
+    ]
+    if fmt is StatusFormat.md:
+        print("| " + " | ".join(headers) + " |")
+        print("|" + "---|" * len(headers))
+        for line in lines:
+            print("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |")
+        return
+    table = Table(title=f"status{' in ' + cc.upper() if cc else ''}")
+    for name in headers:
+        table.add_column(name, overflow="fold")
+    for line in lines:
+        styled = list(line)
+        styled[3] = f"[{VERDICT_STYLE[line[3]]}]{line[3]}"
+        table.add_row(*styled)
+    console.print(table)
+    if not rows:
+        errors.print("no verdicts match")
+
+
+def main() -> None:
+    """Entry point: errors reachwatch raises on purpose become one clear line and exit code 2."""
+    try:
+        app()
+    except ReachwatchError as exc:
+        errors.print(f"[bold red]error:[/] {exc}")
+        raise SystemExit(2) from None

@@ -1,0 +1,7 @@
+"""The pipeline: raw measurement -> observations -> verdicts, and the ingest that runs it."""
+
+from ._ingest import IngestReport, ingest
+from ._observations import Observation, observations_of
+from .verdicts import Verdict, verdicts_of
+
+__all__ = ["IngestReport", "Observation", "Verdict", "ingest", "observations_of", "verdicts_of"]

@@ -1,0 +1,285 @@
+"""Ingest: files -> raw archive -> observations and verdicts -> store, in batches.
+
+Each batch is archived (fsync) and then written to the store in one transaction, so an ingest
+that stops halfway leaves whole batches behind and a second run only adds what is missing.
+Every record read ends up counted once: stored, duplicate, or quarantined with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from os import PathLike
+from typing import Any
+
+import pyarrow as pa
+
+from .._errors import InvalidMeasurement
+from ..archive import ArchiveWriter, RawRecord, measurement_files, read_records
+from ..model import ParsedMeasurement, parse_measurement
+from ..store import Store
+from ..store._schema import (
+    INGEST_COLUMNS,
+    MEASUREMENT_COLUMNS,
+    OBSERVATION_COLUMNS,
+    QUARANTINE_COLUMNS,
+    VERDICT_COLUMNS,
+)
+from ._observations import Observation, observations_of
+from .fingerprints import Fingerprints, default_fingerprints
+from .verdicts import Verdict, verdicts_of
+
+BATCH_SIZE = 2000
+QUARANTINE_KEEP = 64 * 1024 * 1024
+
+
+@dataclass
+class IngestReport:
+    """The counts an ingest reconciles: read = stored + duplicates + quarantined."""
+
+    ingest_id: str
+    files: int = 0
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    observations: int = 0
+    verdicts: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def reconciled(self) -> bool:
+        return self.read == self.stored + self.duplicates + self.quarantined
+
+
+@dataclass
+class _Accepted:
+    record: RawRecord
+    pm: ParsedMeasurement
+
+
+@dataclass
+class _Batch:
+    accepted: list[_Accepted] = field(default_factory=list)
+    rejected: list[tuple[RawRecord, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.accepted) + len(self.rejected)
+
+
+Progress = Callable[[int], None]
+
+
+def ingest(
+    paths: Iterable[str | PathLike[str]],
+    store: Store,
+    *,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+    fingerprints: Fingerprints | None = None,
+) -> IngestReport:
+    """Ingest every measurement under `paths` (files or folders); returns the counts."""
+    files = measurement_files(paths)
+    started = datetime.now(UTC).replace(tzinfo=None)
+    run_id = f"{started:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:8]}"
+    report = IngestReport(ingest_id=run_id, files=len(files))
+    job = _Job(
+        store,
+        ArchiveWriter(store.archive_root, run_id),
+        report,
+        fingerprints or default_fingerprints(),
+    )
+    batch = _Batch()
+    for path in files:
+        for record in read_records(path):
+            report.read += 1
+            if record.problem:
+                batch.rejected.append((record, record.problem))
+            else:
+                try:
+                    batch.accepted.append(_Accepted(record, parse_measurement(record.data)))
+                except InvalidMeasurement as exc:
+                    batch.rejected.append((record, exc.reason))
+            if len(batch) >= batch_size:
+                job.flush(batch)
+                batch = _Batch()
+        if progress is not None:
+            progress(path.stat().st_size)
+    job.flush(batch)
+    store.write_batch({"ingests": _ingest_row(report, started, [str(p) for p in files])})
+    return report
+
+
+class _Job:
+    def __init__(
+        self, store: Store, writer: ArchiveWriter, report: IngestReport, fps: Fingerprints
+    ) -> None:
+        self.store = store
+        self.writer = writer
+        self.report = report
+        self.fps = fps
+
+    def flush(self, batch: _Batch) -> None:
+        if not len(batch):
+            return
+        fresh: dict[str, _Accepted] = {}
+        for item in batch.accepted:
+            if item.pm.uid in fresh:
+                self.report.duplicates += 1
+            else:
+                fresh[item.pm.uid] = item
+        for uid in self.store.known_uids(list(fresh)):
+            del fresh[uid]
+            self.report.duplicates += 1
+
+        measurements: list[tuple[_Accepted, str]] = []
+        observations: list[Observation] = []
+        verdicts: list[tuple[ParsedMeasurement, Verdict]] = []
+        rejected = list(batch.rejected)
+        for item in fresh.values():
+            try:
+                item_obs = observations_of(item.pm)
+                item_verdicts = verdicts_of(item.pm, self.fps)
+            except Exception as exc:  # a bug must not lose the record: keep it in quarantine
+                rejected.append((item.record, f"analysis failed: {type(exc).__name__}: {exc}"))
+                continue
+            path = self.writer.add(
+                item.pm.start_time, item.pm.base.probe_cc, item.pm.base.test_name, item.record.data
+            )
+            measurements.append((item, path))
+            observations.extend(item_obs)
+            verdicts.extend((item.pm, v) for v in item_verdicts)
+        offsets = self.writer.flush()
+
+        tables: dict[str, Any] = {
+            "measurements": self._measurement_table(measurements, offsets),
+            "observations": _table(OBSERVATION_COLUMNS, observations),
+            "verdicts": _table(VERDICT_COLUMNS, [_verdict_row(pm, v) for pm, v in verdicts]),
+            "quarantine": self._quarantine_table(rejected),
+        }
+        self.store.write_batch(tables)
+        self.report.stored += len(measurements)
+        self.report.observations += len(observations)
+        self.report.verdicts += len(verdicts)
+
+    def _measurement_table(
+        self, measurements: list[tuple[_Accepted, str]], offsets: dict[str, int]
+    ) -> pa.Table:
+        index: Counter[str] = Counter()
+        rows = []
+        for item, path in measurements:
+            pm, base = item.pm, item.pm.base
+            rows.append(
+                (
+                    pm.uid,
+                    pm.uid_computed,
+                    base.report_id,
+                    base.test_name,
+                    base.test_version,
+                    pm.known_test,
+                    base.probe_cc,
+                    pm.probe_asn,
+                    base.probe_network_name,
+                    pm.input,
+                    pm.start_time,
+                    base.software_name,
+                    base.software_version,
+                    base.resolver_asn,
+                    path,
+                    offsets[path],
+                    index[path],
+                    pm.size,
+                    self.writer.run_id,
+                    f"{item.record.source}:{item.record.locator}",
+                )
+            )
+            index[path] += 1
+        return _table(MEASUREMENT_COLUMNS, rows)
+
+    def _quarantine_table(self, rejected: list[tuple[RawRecord, str]]) -> pa.Table:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        by_digest: dict[str, tuple[RawRecord, str]] = {}
+        for record, reason in rejected:
+            self.report.quarantined += 1
+            self.report.reasons[_reason_kind(reason)] += 1
+            digest = hashlib.sha256(record.data).hexdigest()
+            by_digest.setdefault(digest, (record, reason))
+        for digest in self.store.known_quarantine(list(by_digest)):
+            del by_digest[digest]
+        rows = [
+            (
+                digest,
+                reason,
+                record.source,
+                record.locator,
+                len(record.data),
+                record.data[:QUARANTINE_KEEP],
+                self.writer.run_id,
+                now,
+            )
+            for digest, (record, reason) in by_digest.items()
+        ]
+        return _table(QUARANTINE_COLUMNS, rows)
+
+
+def _verdict_row(pm: ParsedMeasurement, v: Verdict) -> tuple[Any, ...]:
+    return (
+        pm.uid,
+        v.target,
+        v.verdict,
+        v.technique,
+        v.reason,
+        v.probe_says,
+        pm.base.test_name,
+        pm.base.probe_cc,
+        pm.probe_asn,
+        pm.start_time,
+    )
+
+
+_ARROW_TYPES = {
+    "VARCHAR": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "UBIGINT": pa.uint64(),
+    "DOUBLE": pa.float64(),
+    "TIMESTAMP": pa.timestamp("us"),
+    "BLOB": pa.binary(),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+
+
+def _table(columns: dict[str, str], rows: list[Any]) -> pa.Table:
+    """Rows (tuples in the schema's column order) -> an Arrow table of the schema's types."""
+    names = list(columns)
+    data = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = [
+        pa.array(values, type=_ARROW_TYPES[kind.split()[0]])
+        for values, kind in zip(data, columns.values(), strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _reason_kind(reason: str) -> str:
+    """A short label for the summary: the reason up to its first colon."""
+    return reason.split(":", 1)[0][:60]
+
+
+def _ingest_row(report: IngestReport, started: datetime, paths: list[str]) -> pa.Table:
+    finished = datetime.now(UTC).replace(tzinfo=None)
+    row = (
+        report.ingest_id,
+        started,
+        finished,
+        paths[:1000],
+        report.read,
+        report.stored,
+        report.duplicates,
+        report.quarantined,
+    )
+    return _table(INGEST_COLUMNS, [row])

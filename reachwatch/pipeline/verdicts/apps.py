@@ -1,0 +1,248 @@
+"""Messaging apps: one target per feature, each following the app's own rule.
+
+- whatsapp/messaging: any of the chat endpoints (e*.whatsapp.net, 443 or 5222) is enough;
+  whatsapp/registration (v.whatsapp.net) and whatsapp/web (web.whatsapp.com) need their host.
+- telegram/messaging: any data centre answering is enough; telegram/web needs web.telegram.org.
+- signal/messaging: every backend host is required (the app needs chat, storage and CDN).
+- facebook_messenger/messaging: every endpoint is required, as OONI's test defines it.
+- stunreachability: the STUN server named by the input.
+
+These tests have no control: a failure is `blocked` at the stage where it happened (the apps'
+global outages are rare and short), except where the probe itself is known to be wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from ...model import (
+    FacebookMessengerKeys,
+    ParsedMeasurement,
+    Primitives,
+    SignalKeys,
+    StunReachabilityKeys,
+    TelegramKeys,
+    WhatsAppKeys,
+)
+from ..fingerprints import Fingerprints
+from ._common import CERTIFICATE, Verdict, blocked, error, is_network_failure, ok, technique_for
+from ._reach import Reach, addresses_of, commonest, reach_endpoints, reach_host, url_host
+
+WHATSAPP_CHAT = re.compile(r"^e\d+\.whatsapp\.net$")
+FACEBOOK_ASN = 32934
+MESSENGER_HOSTS = {
+    "b-api.facebook.com": "b_api",
+    "b-graph.facebook.com": "b_graph",
+    "edge-mqtt.facebook.com": "edge",
+    "external.xx.fbcdn.net": "external_cdn",
+    "scontent.xx.fbcdn.net": "scontent_cdn",
+    "star.c10r.facebook.com": "star",
+}
+SIGNAL_RETIRED = {"api.directory.signal.org": datetime(2023, 5, 2)}
+"""Hosts Signal retired: failing to reach them after that date says nothing about censorship."""
+
+
+def _feature(target: str, reaches: list[Reach], rule: str, says: str | None) -> Verdict:
+    """`any`: one reached endpoint is enough; `each`: all of them must be reached."""
+    tried = [r for r in reaches if r.attempted]
+    if not tried:
+        return error(target, "no endpoint of this feature was measured", says)
+    return _judge(target, tried, rule, says)
+
+
+def _judge(target: str, tried: list[Reach], rule: str, says: str | None) -> Verdict:
+    failed = [r for r in tried if not r.reached]
+    reached = len(tried) - len(failed)
+    if (rule == "any" and reached) or (rule == "each" and not failed):
+        return ok(target, f"{reached} of {len(tried)} endpoints reached", says)
+    worst = commonest(failed)
+    if not worst.technique_hint and worst.failure and not is_network_failure(worst.failure):
+        return error(target, f"{worst.describe()}: not a network failure", says)
+    return blocked(
+        target,
+        worst.technique,
+        f"{len(failed)} of {len(tried)} endpoints failed; e.g. {worst.describe()}",
+        says,
+    )
+
+
+def whatsapp(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
+    keys = pm.keys
+    if not isinstance(keys, WhatsAppKeys):
+        return [error("whatsapp/messaging", "test_keys are missing")]
+    chat_ips = {
+        ip
+        for query in keys.queries or ()
+        if WHATSAPP_CHAT.match((query.hostname or "").lower())
+        for ip in addresses_of(keys, (query.hostname or "").lower())
+    }
+    chat = [r for r in reach_endpoints(keys, {443, 5222}) if _ip_of(r) in chat_ips]
+    if not chat:  # no chat address resolved: the lookups tell why
+        chat = [
+            reach_host(keys, (q.hostname or "").lower(), via_http=False)
+            for q in keys.queries or ()
+            if WHATSAPP_CHAT.match((q.hostname or "").lower())
+        ]
+    web = reach_host(keys, "web.whatsapp.com")
+    return [
+        _feature("whatsapp/messaging", chat, "any", keys.whatsapp_endpoints_status),
+        _feature(
+            "whatsapp/registration",
+            [reach_host(keys, "v.whatsapp.net")],
+            "each",
+            keys.registration_server_status,
+        ),
+        # any HTTP answer over a verified TLS connection is WhatsApp's own; the status code it
+        # sends has changed over the years (OONI's old "expected 302" misfired in Dec 2022)
+        _feature("whatsapp/web", [web], "each", keys.whatsapp_web_status),
+    ]
+
+
+def telegram(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
+    keys = pm.keys
+    if not isinstance(keys, TelegramKeys):
+        return [error("telegram/messaging", "test_keys are missing")]
+    centres = [r for r in reach_endpoints(keys, {80, 443}) if not _ip_of(r).startswith("[")]
+    web = [reach_host(keys, "web.telegram.org")]
+    if not web[0].attempted and keys.telegram_web_status in ("ok", "blocked"):
+        # the oldest probes recorded requests without their URL: only their conclusion is left
+        failure = keys.telegram_web_failure
+        web = [
+            Reach(
+                keys.telegram_web_status == "ok",
+                "http",
+                failure or "unknown",
+                "web.telegram.org (as the probe reported)",
+                technique_hint=technique_for("http", failure or ""),
+            )
+        ]
+    says_tcp = (
+        None
+        if keys.telegram_tcp_blocking is None
+        else ("blocked" if keys.telegram_tcp_blocking else "ok")
+    )
+    return [
+        _feature("telegram/messaging", centres, "any", says_tcp),
+        _feature("telegram/web", web, "each", keys.telegram_web_status),
+    ]
+
+
+def signal(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
+    target = "signal/messaging"
+    keys = pm.keys
+    if not isinstance(keys, SignalKeys):
+        return [error(target, "test_keys are missing")]
+    says = keys.signal_backend_status
+    unreliable = _signal_probe_unreliable(pm)
+    hosts = sorted(
+        {url_host(r.request.url if r.request else None) for r in keys.requests or ()} - {""}
+    )
+    reaches = []
+    for host in hosts:
+        retired = SIGNAL_RETIRED.get(host)
+        if retired is not None and pm.start_time >= retired:
+            continue
+        reaches.append(reach_host(keys, host))
+    pinned = [r for r in reaches if not r.reached and r.failure in CERTIFICATE]
+    if unreliable and (pinned or any(not r.reached for r in reaches)):
+        return [error(target, unreliable, says)]
+    return [_feature(target, reaches, "each", says)]
+
+
+def _signal_probe_unreliable(pm: ParsedMeasurement) -> str | None:
+    """Probe versions whose Signal results OONI knows to be wrong (certificate pin rotation)."""
+    version = _version(pm.base.test_version)
+    start = pm.start_time
+    if version == (0, 2, 4):
+        return "Signal test 0.2.4 is known to report false failures (ooni/probe#2636)"
+    if version <= (0, 2, 3) and start >= datetime(2023, 11, 7):
+        return "Signal tests up to 0.2.3 pin certificates Signal rotated in Nov 2023 (probe#2627)"
+    if version < (0, 2, 2) and start >= datetime(2022, 10, 19):
+        return (
+            "Signal tests before 0.2.2 pin the root CA Signal replaced on 2022-10-19 (probe#2344)"
+        )
+    return None
+
+
+def facebook_messenger(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
+    target = "facebook_messenger/messaging"
+    keys = pm.keys
+    if not isinstance(keys, FacebookMessengerKeys):
+        return [error(target, "test_keys are missing")]
+    says = (
+        None
+        if keys.facebook_tcp_blocking is None
+        else ("blocked" if (keys.facebook_tcp_blocking or keys.facebook_dns_blocking) else "ok")
+    )
+    reaches = []
+    for host, key in MESSENGER_HOSTS.items():
+        reach = reach_host(keys, host, via_http=False)
+        inconsistent = _dns_outside(keys, host, FACEBOOK_ASN)
+        if inconsistent is None:
+            inconsistent = getattr(keys, f"facebook_{key}_dns_consistent", None) is False
+        if inconsistent:
+            reach = Reach(
+                False,
+                "dns",
+                "answers outside Facebook's network",
+                f"lookup of {host}",
+                technique_hint="dns.inconsistent",
+            )
+        elif not reach.attempted and getattr(keys, f"facebook_{key}_reachable", None) is not None:
+            # older probes recorded only their conclusion per endpoint
+            reachable = getattr(keys, f"facebook_{key}_reachable")
+            reach = Reach(
+                bool(reachable),
+                "tcp",
+                None if reachable else "unreachable",
+                f"connect to {host} (as the probe reported)",
+                technique_hint="tcp.timeout",
+            )
+        reaches.append(reach)
+    return [_feature(target, reaches, "each", says)]
+
+
+def _dns_outside(keys: Primitives, host: str, asn: int) -> bool | None:
+    """True if every answer for `host` is outside the app's network; None if unknown."""
+    asns = [
+        answer.asn
+        for query in keys.queries or ()
+        if (query.hostname or "").lower() == host
+        for answer in query.answers or ()
+        if answer.ipv4 and answer.asn
+    ]
+    if not asns:
+        return None
+    return asn not in asns
+
+
+def stunreachability(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
+    keys = pm.keys
+    endpoint = keys.endpoint if isinstance(keys, StunReachabilityKeys) else None
+    target = pm.input or (f"stun://{endpoint}" if endpoint else "stun://(unknown)")
+    if not isinstance(keys, StunReachabilityKeys):
+        return [error(target, "test_keys are missing")]
+    if keys.failure is None:
+        return [ok(target, "the STUN server answered the binding request")]
+    failed_lookup = next((q for q in keys.queries or () if q.failure and not q.answers), None)
+    if failed_lookup is not None:
+        reach = Reach(False, "dns", failed_lookup.failure, f"lookup of {failed_lookup.hostname}")
+        return [blocked(target, reach.technique, reach.describe())]
+    if is_network_failure(keys.failure):
+        return [
+            blocked(target, "udp.timeout", f"the binding request got no answer ({keys.failure})")
+        ]
+    return [error(target, f"the test failed: {keys.failure}")]
+
+
+def _ip_of(reach: Reach) -> str:
+    return reach.where.removeprefix("connect to ").rpartition(":")[0]
+
+
+def _version(text: str | None) -> tuple[int, ...]:
+    parts = []
+    for piece in (text or "0").split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)

@@ -1,0 +1,128 @@
+"""The query layer the CLI (and later the API and web pages) share: one function per question."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ._store import Store
+
+VERDICT_FIELDS = (
+    "measurement_uid",
+    "test_name",
+    "probe_cc",
+    "probe_asn",
+    "measurement_start_time",
+    "target",
+    "verdict",
+    "technique",
+    "reason",
+    "probe_says",
+)
+
+
+def _filters(**wanted: str | None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for column, value in wanted.items():
+        if value is not None:
+            clauses.append(f"v.{column} = ?")
+            params.append(value)
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+def verdict_rows(
+    store: Store,
+    *,
+    cc: str | None = None,
+    test: str | None = None,
+    target: str | None = None,
+    limit: int | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Verdicts, oldest first, as plain dicts in OONI's conventions (`probe_asn` as 'AS123')."""
+    where, params = _filters(probe_cc=cc.upper() if cc else None, test_name=test, target=target)
+    sql = (
+        f"SELECT {', '.join('v.' + f for f in VERDICT_FIELDS)} FROM verdicts v WHERE {where} "
+        "ORDER BY v.measurement_start_time, v.measurement_uid, v.target"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    cursor = store.execute(sql, params)
+    while rows := cursor.fetchmany(10_000):
+        for row in rows:
+            item = dict(zip(VERDICT_FIELDS, row, strict=True))
+            item["probe_asn"] = f"AS{item['probe_asn']}"
+            item["measurement_start_time"] = _ooni_time(item["measurement_start_time"])
+            yield item
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    """The latest verdict for one target on one network, with the counts behind it."""
+
+    target: str
+    probe_cc: str
+    probe_asn: str
+    network_name: str | None
+    verdict: str
+    technique: str | None
+    measured_at: str
+    measurement_uid: str
+    ok: int
+    blocked: int
+    down: int
+    error: int
+
+
+def status(store: Store, *, cc: str | None = None, target: str | None = None) -> list[StatusRow]:
+    """Per target and network: the newest verdict and how many of each verdict there were."""
+    where, params = _filters(probe_cc=cc.upper() if cc else None, target=target)
+    sql = f"""
+        WITH v AS (
+            SELECT v.*, m.probe_network_name
+            FROM verdicts v JOIN measurements m USING (measurement_uid)
+            WHERE {where}
+        ),
+        counts AS (
+            SELECT target, probe_cc, probe_asn,
+                   count(*) FILTER (WHERE verdict = 'ok') AS ok,
+                   count(*) FILTER (WHERE verdict = 'blocked') AS blocked,
+                   count(*) FILTER (WHERE verdict = 'down') AS down,
+                   count(*) FILTER (WHERE verdict = 'error') AS error
+            FROM v GROUP BY ALL
+        ),
+        latest AS (
+            SELECT target, probe_cc, probe_asn, probe_network_name, verdict, technique,
+                   measurement_start_time, measurement_uid
+            FROM v
+            QUALIFY row_number() OVER (
+                PARTITION BY target, probe_cc, probe_asn
+                ORDER BY measurement_start_time DESC, measurement_uid DESC) = 1
+        )
+        SELECT l.target, l.probe_cc, l.probe_asn, l.probe_network_name, l.verdict, l.technique,
+               l.measurement_start_time, l.measurement_uid, c.ok, c.blocked, c.down, c.error
+        FROM latest l JOIN counts c USING (target, probe_cc, probe_asn)
+        ORDER BY l.probe_cc, l.target, l.probe_asn
+    """
+    return [
+        StatusRow(
+            target=row[0],
+            probe_cc=row[1],
+            probe_asn=f"AS{row[2]}",
+            network_name=row[3],
+            verdict=row[4],
+            technique=row[5],
+            measured_at=_ooni_time(row[6]),
+            measurement_uid=row[7],
+            ok=row[8],
+            blocked=row[9],
+            down=row[10],
+            error=row[11],
+        )
+        for row in store.execute(sql, params).fetchall()
+    ]
+
+
+def _ooni_time(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
