@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import asdict
 from enum import StrEnum
@@ -30,8 +31,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# piped output is not cut at 80 columns: a status table is for reading whole
+_width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
+console = Console(width=_width)
+errors = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[
     Path,

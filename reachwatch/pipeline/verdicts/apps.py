@@ -26,7 +26,7 @@ from ...model import (
     WhatsAppKeys,
 )
 from ..fingerprints import Fingerprints
-from ._common import CERTIFICATE, Verdict, blocked, error, is_network_failure, ok, technique_for
+from ._common import CERTIFICATE, Verdict, blocked, error, is_network_failure, ok
 from ._reach import Reach, addresses_of, commonest, reach_endpoints, reach_host, url_host
 
 WHATSAPP_CHAT = re.compile(r"^e\d+\.whatsapp\.net$")
@@ -105,18 +105,6 @@ def telegram(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
         return [error("telegram/messaging", "test_keys are missing")]
     centres = [r for r in reach_endpoints(keys, {80, 443}) if not _ip_of(r).startswith("[")]
     web = [reach_host(keys, "web.telegram.org")]
-    if not web[0].attempted and keys.telegram_web_status in ("ok", "blocked"):
-        # the oldest probes recorded requests without their URL: only their conclusion is left
-        failure = keys.telegram_web_failure
-        web = [
-            Reach(
-                keys.telegram_web_status == "ok",
-                "http",
-                failure or "unknown",
-                "web.telegram.org (as the probe reported)",
-                technique_hint=technique_for("http", failure or ""),
-            )
-        ]
     says_tcp = (
         None
         if keys.telegram_tcp_blocking is None

@@ -1,0 +1,1 @@
+"""Accuracy of reachwatch's verdicts against labelled scenarios and OONI's own verdicts."""

@@ -1,0 +1,57 @@
+"""Shared fixtures: the bundled real samples, a fresh store, and measurement builders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from reachwatch.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples" / "ooni"
+FASTPATH = SAMPLES / "fastpath"
+GENERATED = SAMPLES / "minipipeline" / "generated"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "r.duckdb") as s:
+        yield s
+
+
+def measurement(test_name: str, test_keys: Any, **base: Any) -> dict[str, Any]:
+    """A minimal OONI measurement (df-000 base keys) around the given test_keys."""
+    m: dict[str, Any] = {
+        "data_format_version": "0.2.0",
+        "input": None,
+        "measurement_start_time": "2024-05-01 12:00:00",
+        "probe_asn": "AS28707",
+        "probe_cc": "AZ",
+        "probe_network_name": "AzerTelecom",
+        "report_id": "20240501T120000Z_test_AZ_28707_n1_abc",
+        "software_name": "reachwatch-tests",
+        "software_version": "0.0.0",
+        "test_name": test_name,
+        "test_runtime": 1.0,
+        "test_start_time": "2024-05-01 12:00:00",
+        "test_version": "0.1.0",
+        "test_keys": test_keys,
+    }
+    m.update(base)
+    return m
+
+
+def dumps(m: dict[str, Any]) -> bytes:
+    return orjson.dumps(m)
+
+
+def sample(name: str) -> bytes:
+    return (FASTPATH / name).read_bytes()
+
+
+def scenario(name: str) -> bytes:
+    return (GENERATED / name / "measurement.json").read_bytes()

@@ -1,0 +1,221 @@
+"""Ingest: every input format, the raw archive, idempotence, reconciliation and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import orjson
+import pytest
+
+from reachwatch.archive import RawLocation, read_raw
+from reachwatch.pipeline import ingest
+from reachwatch.store import Store
+
+from .conftest import FASTPATH, GENERATED, dumps, measurement, sample
+
+
+def _counts(store: Store) -> dict[str, int]:
+    return {
+        table: store.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+        for table in ("measurements", "observations", "verdicts", "quarantine")
+    }
+
+
+def _dump(store: Store) -> dict[str, list[tuple[object, ...]]]:
+    """Every stored row, ordered: to show that nothing stored before changes."""
+    return {
+        "measurements": store.execute(
+            "SELECT * EXCLUDE (ingest_id, source) FROM measurements ORDER BY measurement_uid"
+        ).fetchall(),
+        "verdicts": store.execute("SELECT * FROM verdicts ORDER BY ALL").fetchall(),
+        "observations": store.execute("SELECT * FROM observations ORDER BY ALL").fetchall(),
+        "quarantine": store.execute(
+            "SELECT sha256, reason, size FROM quarantine ORDER BY sha256"
+        ).fetchall(),
+    }
+
+
+def test_formats_json_jsonl_gzip_and_ooni_layout(tmp_path: Path, store: Store) -> None:
+    wc = sample("web_connectivity_ir_fp.json")
+    wa = sample("whatsapp.json")
+    one = tmp_path / "one.json"
+    one.write_bytes(wc)  # pretty-printed single document
+    lines = tmp_path / "many.jsonl"
+    lines.write_bytes(orjson.dumps(orjson.loads(wa)) + b"\n\n")
+    gz = tmp_path / "many.jsonl.gz"
+    gz.write_bytes(gzip.compress(orjson.dumps(orjson.loads(sample("signal_022.json"))) + b"\n"))
+    layout = tmp_path / "raw" / "20221118" / "10" / "IT" / "telegram"
+    layout.mkdir(parents=True)
+    (layout / "x.jsonl.gz").write_bytes(
+        gzip.compress(orjson.dumps(orjson.loads(sample("telegram_nourl.json"))))
+    )
+    one_gz = tmp_path / "single.json.gz"
+    one_gz.write_bytes(gzip.compress(sample("tor.json")))
+
+    report = ingest([one, lines, gz, tmp_path / "raw", one_gz], store)
+
+    assert (report.read, report.stored, report.duplicates, report.quarantined) == (5, 5, 0, 0)
+    assert report.reconciled
+    tests = {r[0] for r in store.execute("SELECT test_name FROM measurements").fetchall()}
+    assert tests == {"web_connectivity", "whatsapp", "signal", "telegram", "tor"}
+
+
+def test_raw_archive_keeps_the_bytes_as_received_in_oonis_layout(
+    tmp_path: Path, store: Store
+) -> None:
+    data = sample("web_connectivity_ir_fp.json").strip()
+    path = tmp_path / "m.json"
+    path.write_bytes(data)
+    ingest([path], store)
+    raw_path, offset, index, size = store.execute(
+        "SELECT raw_path, raw_offset, raw_index, raw_size FROM measurements"
+    ).fetchone()  # type: ignore[misc]
+    assert raw_path.startswith("raw/20220815/19/IR/web_connectivity/")
+    assert raw_path.endswith(".jsonl.gz")
+    assert read_raw(store.archive_root, RawLocation(raw_path, offset, index)) == data
+    assert size == len(data)
+
+
+def test_ingesting_the_same_files_twice_changes_nothing(tmp_path: Path, store: Store) -> None:
+    first = ingest([FASTPATH, GENERATED], store)
+    before = _dump(store)
+    archive_files = sorted(p for p in store.archive_root.rglob("*") if p.is_file())
+    second = ingest([FASTPATH, GENERATED], store)
+    assert second.stored == 0
+    assert second.duplicates == first.stored + first.duplicates
+    assert second.quarantined == first.quarantined
+    assert second.reconciled
+    assert _dump(store) == before
+    assert sorted(p for p in store.archive_root.rglob("*") if p.is_file()) == archive_files
+
+
+def test_bundled_samples_reconcile(store: Store) -> None:
+    report = ingest([FASTPATH.parent], store)
+    assert report.reconciled
+    assert report.read == 99
+    # report2.json and report2blocked.json are byte-identical in OONI's own test data
+    assert report.duplicates == 1
+    assert report.quarantined == 0
+    counts = _counts(store)
+    assert counts["measurements"] == report.stored == 98
+    assert counts["observations"] == report.observations > 900
+    assert counts["verdicts"] == report.verdicts
+
+
+def test_unknown_tests_are_stored_and_marked(tmp_path: Path, store: Store) -> None:
+    ingest([FASTPATH / "meek.json", FASTPATH / "browser_web.json"], store)
+    rows = store.execute("SELECT test_name, known_test FROM measurements ORDER BY 1").fetchall()
+    assert rows == [("browser_web", False), ("meek_fronted_requests_test", False)]
+    assert _counts(store)["verdicts"] == 0
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    good = orjson.dumps(orjson.loads(sample("whatsapp.json")))
+    cases: dict[str, tuple[Path, str]] = {}
+
+    truncated = tmp_path / "truncated.jsonl.gz"
+    whole = gzip.compress(good + b"\n" + dumps(measurement("tor", None)) + b"\n")
+    truncated.write_bytes(whole[: len(whole) - 40])
+    cases["truncated gzip"] = (truncated, "gzip stream truncated")
+
+    invalid_json = tmp_path / "invalid.jsonl"
+    invalid_json.write_bytes(b'{"test_name": "tor", "measurement_start_time": \n')
+    cases["invalid JSON"] = (invalid_json, "invalid JSON")
+
+    invalid_utf8 = tmp_path / "utf8.jsonl"
+    invalid_utf8.write_bytes(dumps(measurement("tor", None)).replace(b"AZ", b"\xc3\x28", 1) + b"\n")
+    cases["invalid UTF-8"] = (invalid_utf8, "invalid UTF-8")
+
+    wrong_types = tmp_path / "types.jsonl"
+    wrong_types.write_bytes(
+        dumps(measurement("telegram", {"tcp_connect": [{"port": "443"}]})) + b"\n"
+    )
+    cases["wrong types"] = (wrong_types, "Expected `int | null`, got `str`")
+
+    missing = tmp_path / "missing.jsonl"
+    m = measurement("tor", None)
+    del m["measurement_start_time"]
+    missing.write_bytes(dumps(m) + b"\n")
+    cases["missing keys"] = (missing, "missing required field `measurement_start_time`")
+
+    huge = tmp_path / "huge.jsonl"
+    body = "x" * (50 * 1024 * 1024)
+    huge.write_bytes(
+        dumps(measurement("web_connectivity", {"requests": [{"response": {"body": body}}]})) + b"\n"
+    )
+    cases["50 MB body"] = (huge, "the limit is 16,777,216")
+
+    bomb = tmp_path / "bomb.jsonl"
+    bomb.write_bytes(
+        b'{"test_name": "tor", "measurement_start_time": "2024-05-01 12:00:00", "test_keys": '
+        + b"[" * 200_000
+        + b"]" * 200_000
+        + b"}\n"
+    )
+    cases["JSON bomb"] = (bomb, "nesting too deep")
+    return cases
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "truncated gzip",
+        "invalid JSON",
+        "invalid UTF-8",
+        "wrong types",
+        "missing keys",
+        "50 MB body",
+        "JSON bomb",
+    ],
+)
+def test_bad_input_is_quarantined_and_loses_nothing(
+    tmp_path: Path, store: Store, case: str
+) -> None:
+    ingest([FASTPATH / "signal_022.json"], store)
+    before = _dump(store)
+    path, reason = _bad_inputs(tmp_path)[case]
+    after_bad = tmp_path / "zz-good-after.json"  # sorted after the bad file: ingest goes on
+    shutil.copy(FASTPATH / "tor.json", after_bad)
+
+    report = ingest([path, after_bad], store)
+
+    assert report.reconciled
+    assert report.quarantined >= 1
+    reasons = [r[0] for r in store.execute("SELECT reason FROM quarantine").fetchall()]
+    assert any(reason in r for r in reasons), reasons
+    raw = store.execute("SELECT raw, size FROM quarantine").fetchall()
+    assert all(size >= len(blob) for blob, size in raw)
+    after = _dump(store)
+    for table in ("measurements", "verdicts", "observations"):
+        assert all(row in after[table] for row in before[table])  # nothing stored changed
+    stored = {r[0] for r in store.execute("SELECT test_name FROM measurements").fetchall()}
+    assert "tor" in stored  # the good file after the bad one was ingested
+
+
+def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path, store: Store) -> None:
+    path, _ = _bad_inputs(tmp_path)["truncated gzip"]
+    report = ingest([path], store)
+    assert report.stored == 1  # the whatsapp line before the cut
+    assert report.quarantined == 1
+    assert report.read == 2
+
+
+def test_quarantined_bytes_are_kept(tmp_path: Path, store: Store) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"not": "a measurement"}\n')
+    ingest([path], store)
+    raw, reason, source, locator = store.execute(
+        "SELECT raw, reason, source, locator FROM quarantine"
+    ).fetchone()  # type: ignore[misc]
+    assert raw == b'{"not": "a measurement"}'
+    assert "missing required field" in reason
+    assert (source, locator) == (str(path), "line 1")
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path, store: Store) -> None:
+    from reachwatch import InputError
+
+    with pytest.raises(InputError, match="no such file"):
+        ingest([tmp_path / "nope.jsonl"], store)

@@ -1,0 +1,190 @@
+"""The measurement model: OONI's base format and every listed experiment's test_keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reachwatch import InvalidMeasurement
+from reachwatch.model import (
+    TEST_KEYS,
+    DNSCheckKeys,
+    FacebookMessengerKeys,
+    OpenVPNKeys,
+    PsiphonKeys,
+    RiseupVPNKeys,
+    SignalKeys,
+    StunReachabilityKeys,
+    TelegramKeys,
+    TorBootstrapKeys,
+    TorKeys,
+    URLGetterKeys,
+    WebConnectivityKeys,
+    WhatsAppKeys,
+    parse_measurement,
+)
+
+from .conftest import GENERATED, SAMPLES, dumps, measurement, sample
+
+ALL_SAMPLES = sorted(SAMPLES.rglob("*.json"))
+BOMB = (
+    b'{"test_name": "tor", "measurement_start_time": "2024-05-01 12:00:00", "test_keys": '
+    + b"[" * 100_000
+    + b"]" * 100_000
+    + b"}"
+)
+
+
+@pytest.mark.parametrize("path", ALL_SAMPLES, ids=lambda p: str(p.relative_to(SAMPLES)))
+def test_every_bundled_real_measurement_parses(path: Path) -> None:
+    pm = parse_measurement(path.read_bytes())
+    assert pm.base.test_name
+    assert pm.uid
+    assert pm.known_test == (pm.base.test_name in TEST_KEYS)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("web_connectivity_ir_fp.json", WebConnectivityKeys),  # 0.4
+        ("whatsapp.json", WhatsAppKeys),
+        ("telegram_nourl.json", TelegramKeys),
+        ("signal_679.json", SignalKeys),
+        ("tor.json", TorKeys),
+        ("vanilla_tor.json", TorBootstrapKeys),
+        ("torsf_383.json", TorBootstrapKeys),
+        ("riseupvpn.json", RiseupVPNKeys),
+        ("openvpn.json", OpenVPNKeys),
+    ],
+)
+def test_test_keys_are_typed_per_experiment(name: str, kind: type) -> None:
+    assert isinstance(parse_measurement(sample(name)).keys, kind)
+
+
+def test_web_connectivity_05_keeps_its_primitives_and_control() -> None:
+    pm = parse_measurement((GENERATED / "dnsBlockingBOGON" / "measurement.json").read_bytes())
+    keys = pm.keys
+    assert isinstance(keys, WebConnectivityKeys)
+    assert pm.base.test_version and pm.base.test_version.startswith("0.5")
+    assert keys.control is not None and keys.control.dns is not None
+    assert keys.control.dns.addrs == ["93.184.216.34"]
+    engines = {q.engine for q in keys.queries or ()}
+    assert {"getaddrinfo", "doh", "udp"} <= engines
+    assert keys.blocking == "dns"  # kept to compare against, not used for the verdict
+
+
+@pytest.mark.parametrize(
+    ("test_name", "keys", "kind"),
+    [
+        (
+            "stunreachability",
+            {"endpoint": "stun.l.google.com:19302", "failure": None, "queries": []},
+            StunReachabilityKeys,
+        ),
+        (
+            "dnscheck",
+            {"domain": "example.org", "bootstrap_failure": None, "lookups": {"1.1.1.1:853": {}}},
+            DNSCheckKeys,
+        ),
+        (
+            "urlgetter",
+            {"failure": "connection_reset", "failed_operation": "tls_handshake"},
+            URLGetterKeys,
+        ),
+        ("psiphon", {"bootstrap_time": 3.2, "failure": None}, PsiphonKeys),
+        (
+            "facebook_messenger",
+            {"facebook_tcp_blocking": False, "facebook_dns_blocking": False},
+            FacebookMessengerKeys,
+        ),
+    ],
+)
+def test_experiments_without_bundled_samples_parse(test_name: str, keys: dict, kind: type) -> None:
+    pm = parse_measurement(dumps(measurement(test_name, keys)))
+    assert isinstance(pm.keys, kind)
+
+
+def test_unknown_test_is_kept_and_marked() -> None:
+    pm = parse_measurement(sample("meek.json"))
+    assert pm.base.test_name == "meek_fronted_requests_test"
+    assert not pm.known_test
+    assert pm.keys is None
+
+
+def test_measurement_uid_is_kept_when_present() -> None:
+    data = dumps(measurement("web_connectivity", None, measurement_uid="20240501120001.1_AZ_x_1"))
+    pm = parse_measurement(data)
+    assert pm.uid == "20240501120001.1_AZ_x_1"
+    assert not pm.uid_computed
+
+
+def test_measurement_uid_is_computed_the_ooni_way_when_absent() -> None:
+    data = dumps(measurement("web_connectivity", None))
+    pm = parse_measurement(data)
+    digest = hashlib.sha512(data).hexdigest()[:16]
+    assert pm.uid == f"20240501120000.000000_AZ_webconnectivity_{digest}"
+    assert pm.uid_computed
+    assert parse_measurement(data).uid == pm.uid  # the same bytes, the same uid
+
+
+def test_probe_asn_is_numeric_and_defaults_follow_ooni() -> None:
+    pm = parse_measurement(dumps(measurement("tor", None, probe_asn="AS12345")))
+    assert pm.probe_asn == 12345
+    m = measurement("tor", None)
+    del m["probe_cc"], m["probe_asn"]
+    pm = parse_measurement(dumps(m))
+    assert (pm.base.probe_cc, pm.probe_asn) == ("ZZ", 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b'{"test_name": "x"', "invalid JSON"),
+        (b"\xff\xfe{}", "invalid UTF-8"),
+        (b"[]", "not an OONI measurement"),
+        (
+            dumps({"test_name": "tor", "test_keys": {}}),
+            "missing required field `measurement_start_time`",
+        ),
+        (
+            dumps(measurement("tor", None, probe_cc=7)),
+            "Expected `str`, got `int` - at `$.probe_cc`",
+        ),
+        (dumps(measurement("tor", None, probe_asn="ASX")), "is not an AS number"),
+        (dumps(measurement("tor", None, measurement_start_time="yesterday")), "is not a time"),
+        (dumps(measurement("tor", None, probe_cc="azerbaijan")), "two-letter country code"),
+        (dumps(measurement("whatsapp", {"tcp_connect": "nope"})), "test_keys of whatsapp"),
+        (BOMB, "nesting too deep"),
+    ],
+)
+def test_bad_records_are_refused_with_a_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(InvalidMeasurement) as info:
+        parse_measurement(data)
+    assert reason in info.value.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
+)
+def test_any_json_either_parses_or_is_refused_with_a_reason(value: object) -> None:
+    doc = {
+        "test_name": "web_connectivity",
+        "measurement_start_time": "2024-01-01 00:00:00",
+        "test_keys": value,
+    }
+    try:
+        parse_measurement(json.dumps(doc).encode())
+    except InvalidMeasurement as exc:
+        assert exc.reason
