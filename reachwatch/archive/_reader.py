@@ -6,15 +6,16 @@ Reading never stops at a bad record: every record that cannot be used still come
 
 from __future__ import annotations
 
-import gzip
+import io
 import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import orjson
+from isal import isal_zlib
 
 from .._errors import InputError
 
@@ -25,6 +26,9 @@ KEEP_BYTES = 64 * 1024 * 1024
 """Of an oversized record, at most this much is kept for the quarantine; the rest is counted."""
 
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+
+# what a damaged compressed stream raises (gzip.BadGzipFile is an OSError)
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, isal_zlib.error)
 
 
 @dataclass(slots=True)
@@ -60,7 +64,8 @@ def read_records(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawR
     single_json = name.endswith((".json", ".json.gz"))
     source = str(path)
     try:
-        stream = cast(IO[bytes], gzip.open(path, "rb") if compressed else open(path, "rb"))  # noqa: SIM115
+        raw = open(path, "rb")  # noqa: SIM115
+        stream = cast(IO[bytes], io.BufferedReader(_Gunzip(raw), 1 << 16) if compressed else raw)
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     with stream:
@@ -70,11 +75,53 @@ def read_records(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawR
             yield from _read_lines(stream, source, max_bytes, first_line=1)
 
 
+class _Gunzip(io.RawIOBase):
+    """Multi-member gzip, inflated with ISA-L (several times faster than zlib).
+
+    Every byte before a truncation is handed out first; only the read after them raises
+    EOFError, so the complete records in front of a cut are kept.
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw = raw
+        self._inflater = isal_zlib.decompressobj(wbits=31)
+        self._pending = b""
+        self._started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if self._started and not self._inflater.eof:
+                    raise EOFError("compressed file ended before the end-of-stream marker")
+                return 0
+            self._started = True
+            if self._inflater.eof:  # a new member after a finished one
+                self._inflater = isal_zlib.decompressobj(wbits=31)
+            out = self._inflater.decompress(chunk)
+            while self._inflater.eof and self._inflater.unused_data:
+                rest = self._inflater.unused_data
+                self._inflater = isal_zlib.decompressobj(wbits=31)
+                out += self._inflater.decompress(rest)
+            self._pending = out
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
 def _read_document(stream: IO[bytes], source: str, max_bytes: int) -> Iterator[RawRecord]:
     """A `.json` file holds one measurement, unless its first line is one (then it is JSONL)."""
     try:
         head = stream.readline(max_bytes + 1)
-    except (EOFError, OSError, zlib.error) as exc:
+    except _STREAM_ERRORS as exc:
         yield RawRecord(source, "record 1", b"", _stream_problem(exc))
         return
     if head.strip().startswith(b"{") and head.rstrip().endswith(b"}") and _is_json(head):
@@ -91,7 +138,7 @@ def _read_document(stream: IO[bytes], source: str, max_bytes: int) -> Iterator[R
                 break
             chunks.append(chunk)
             size += len(chunk)
-    except (EOFError, OSError, zlib.error) as exc:
+    except _STREAM_ERRORS as exc:
         problem = _stream_problem(exc)
     data = b"".join(chunks)
     if size > max_bytes:
@@ -110,7 +157,7 @@ def _read_lines(
         number += 1
         try:
             line = stream.readline(max_bytes + 1)
-        except (EOFError, OSError, zlib.error) as exc:
+        except _STREAM_ERRORS as exc:
             yield RawRecord(source, f"line {number}", b"", _stream_problem(exc))
             return
         if not line:
@@ -141,7 +188,7 @@ def _rest_of_long_line(stream: IO[bytes], head: bytes) -> tuple[bytes, int, str 
                 kept_size += len(kept[-1])
             if chunk.endswith(b"\n"):
                 break
-    except (EOFError, OSError, zlib.error) as exc:
+    except _STREAM_ERRORS as exc:
         return b"".join(kept), total, _stream_problem(exc)
     return b"".join(kept).rstrip(b"\r\n"), total, None
 
@@ -151,7 +198,7 @@ def _drain(stream: IO[bytes]) -> int:
     try:
         while chunk := stream.read(1 << 20):
             total += len(chunk)
-    except (EOFError, OSError, zlib.error):
+    except _STREAM_ERRORS:
         pass
     return total
 

@@ -7,11 +7,17 @@ reading the whole file: everything downstream can be rebuilt from here.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from isal import isal_zlib
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_SYNCFS = getattr(_LIBC, "syncfs", None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,7 @@ class ArchiveWriter:
         self.run_id = run_id
         self.level = level
         self._pending: dict[str, _Pending] = {}
+        self._dirs: set[Path] = set()
 
     def add(self, start_time: datetime, probe_cc: str, test_name: str, data: bytes) -> str:
         """Queue one measurement; returns its file (the member offset is known at flush)."""
@@ -52,22 +59,21 @@ class ArchiveWriter:
         return path
 
     def flush(self) -> dict[str, int]:
-        """Append and fsync every queued member; returns each file's member offset."""
+        """Append every queued member, then make them durable; returns each file's offset."""
         offsets: dict[str, int] = {}
-        dirs: set[Path] = set()
+        written: list[Path] = []
         for rel, pending in self._pending.items():
             target = self.root / rel
-            if not target.parent.is_dir():
+            if target.parent not in self._dirs:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                dirs.add(target.parent)
+                self._dirs.add(target.parent)
             member = _gzip_member(b"\n".join(pending.lines) + b"\n", self.level)
             with open(target, "ab") as out:
                 offsets[rel] = out.tell()
                 out.write(member)
-                out.flush()
-                os.fsync(out.fileno())
-        for folder in dirs:
-            _fsync_dir(folder)
+            written.append(target)
+        if written:
+            _make_durable(self.root, written)
         self._pending.clear()
         return offsets
 
@@ -87,13 +93,25 @@ def read_raw(root: Path, location: RawLocation) -> bytes:
 
 
 def _gzip_member(payload: bytes, level: int) -> bytes:
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
-    return compressor.compress(payload) + compressor.flush()
+    """One gzip member; ISA-L deflates several times faster than zlib at the same ratio."""
+    compressor = isal_zlib.compressobj(level, zlib.DEFLATED, 31)
+    return bytes(compressor.compress(payload) + compressor.flush())
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _make_durable(root: Path, files: list[Path]) -> None:
+    """One syncfs(2) for the whole archive file system (files and new folders alike) where
+    Linux offers it; otherwise fsync each file and its folder."""
+    if _SYNCFS is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in files:
+        for target in (path, path.parent):
+            fd = os.open(target, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)

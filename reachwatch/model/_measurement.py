@@ -12,7 +12,7 @@ from .._errors import InvalidMeasurement
 from ._testkeys import TEST_KEYS, TestKeys
 
 
-class Measurement(msgspec.Struct, kw_only=True):
+class Measurement(msgspec.Struct, kw_only=True, gc=False):
     """The base keys of every OONI measurement; `test_keys` is decoded per test afterwards."""
 
     test_name: str
@@ -36,7 +36,7 @@ class Measurement(msgspec.Struct, kw_only=True):
     resolver_network_name: str | None = None
 
 
-class ParsedMeasurement(msgspec.Struct, kw_only=True):
+class ParsedMeasurement(msgspec.Struct, kw_only=True, gc=False):
     """A measurement ready for the pipeline: normalised keys plus the typed test_keys."""
 
     uid: str

@@ -16,7 +16,7 @@ import msgspec
 Number = int | float
 
 
-class BinaryData(msgspec.Struct, kw_only=True):
+class BinaryData(msgspec.Struct, kw_only=True, gc=False):
     """A body or header value that was not valid UTF-8, as OONI encodes it."""
 
     format: str = "base64"
@@ -52,7 +52,7 @@ def length_of(value: MaybeBinary | None) -> int:
     return len(value.to_bytes())
 
 
-class DNSAnswer(msgspec.Struct, kw_only=True):
+class DNSAnswer(msgspec.Struct, kw_only=True, gc=False):
     answer_type: str | None = None
     ipv4: str | None = None
     ipv6: str | None = None
@@ -62,7 +62,7 @@ class DNSAnswer(msgspec.Struct, kw_only=True):
     ttl: Number | None = None
 
 
-class DNSQuery(msgspec.Struct, kw_only=True):
+class DNSQuery(msgspec.Struct, kw_only=True, gc=False):
     hostname: str | None = None
     query_type: str | None = None
     engine: str | None = None
@@ -77,13 +77,13 @@ class DNSQuery(msgspec.Struct, kw_only=True):
     tags: list[str] | None = None
 
 
-class TCPStatus(msgspec.Struct, kw_only=True):
+class TCPStatus(msgspec.Struct, kw_only=True, gc=False):
     success: bool | None = None
     failure: str | None = None
     blocked: bool | None = None
 
 
-class TCPConnect(msgspec.Struct, kw_only=True):
+class TCPConnect(msgspec.Struct, kw_only=True, gc=False):
     ip: str | None = None
     port: int | None = None
     status: TCPStatus | None = None
@@ -93,7 +93,7 @@ class TCPConnect(msgspec.Struct, kw_only=True):
     tags: list[str] | None = None
 
 
-class TLSHandshake(msgspec.Struct, kw_only=True):
+class TLSHandshake(msgspec.Struct, kw_only=True, gc=False):
     network: str | None = None
     address: str | None = None
     server_name: str | None = None
@@ -101,7 +101,7 @@ class TLSHandshake(msgspec.Struct, kw_only=True):
     failure: str | None = None
     negotiated_protocol: str | None = None
     no_tls_verify: bool | None = None
-    peer_certificates: list[BinaryData] | None = None
+    peer_certificates: msgspec.Raw = msgspec.Raw(b"null")  # in the raw archive, not decoded
     tls_version: str | None = None
     cipher_suite: str | None = None
     t0: Number | None = None
@@ -114,7 +114,7 @@ HeaderMap = dict[str, MaybeBinary | list[MaybeBinary]]
 HeaderList = list[tuple[str, MaybeBinary]]
 
 
-class HTTPRequest(msgspec.Struct, kw_only=True):
+class HTTPRequest(msgspec.Struct, kw_only=True, gc=False):
     url: str | None = None
     method: str | None = None
     headers: HeaderMap | None = None
@@ -123,7 +123,7 @@ class HTTPRequest(msgspec.Struct, kw_only=True):
     x_transport: str | None = None
 
 
-class HTTPResponse(msgspec.Struct, kw_only=True):
+class HTTPResponse(msgspec.Struct, kw_only=True, gc=False):
     code: int | None = None
     headers: HeaderMap | None = None
     headers_list: HeaderList | None = None
@@ -149,7 +149,7 @@ class HTTPResponse(msgspec.Struct, kw_only=True):
         return names
 
 
-class HTTPTransaction(msgspec.Struct, kw_only=True):
+class HTTPTransaction(msgspec.Struct, kw_only=True, gc=False):
     request: HTTPRequest | None = None
     response: HTTPResponse | None = None
     failure: str | None = None
@@ -159,7 +159,7 @@ class HTTPTransaction(msgspec.Struct, kw_only=True):
     tags: list[str] | None = None
 
 
-class NetworkEvent(msgspec.Struct, kw_only=True):
+class NetworkEvent(msgspec.Struct, kw_only=True, gc=False):
     operation: str | None = None
     address: str | None = None
     failure: str | None = None

@@ -19,8 +19,11 @@ from ._netevents import (
     TLSHandshake,
 )
 
+_EVENTS = msgspec.json.Decoder(list[NetworkEvent] | None)
+NULL = msgspec.Raw(b"null")
 
-class Primitives(msgspec.Struct, kw_only=True):
+
+class Primitives(msgspec.Struct, kw_only=True, gc=False):
     """The event lists most experiments share (OONI's archival format)."""
 
     queries: list[DNSQuery] | None = None
@@ -28,8 +31,12 @@ class Primitives(msgspec.Struct, kw_only=True):
     tcp_connect: list[TCPConnect] | TCPConnect | None = None
     tls_handshakes: list[TLSHandshake] | None = None
     requests: list[HTTPTransaction] | None = None
-    network_events: list[NetworkEvent] | None = None
+    # decoded on demand: web_connectivity records hundreds of these that no verdict reads
+    network_events: msgspec.Raw = NULL
     failure: str | None = None
+
+    def events(self) -> list[NetworkEvent]:
+        return _EVENTS.decode(self.network_events) or []
 
     def tcp_connects(self) -> list[TCPConnect]:
         if self.tcp_connect is None:
@@ -42,18 +49,18 @@ class Primitives(msgspec.Struct, kw_only=True):
 # --- web_connectivity ----------------------------------------------------------------------
 
 
-class ControlTCP(msgspec.Struct, kw_only=True):
+class ControlTCP(msgspec.Struct, kw_only=True, gc=False):
     status: bool | None = None
     failure: str | None = None
 
 
-class ControlTLS(msgspec.Struct, kw_only=True):
+class ControlTLS(msgspec.Struct, kw_only=True, gc=False):
     server_name: str | None = None
     status: bool | None = None
     failure: str | None = None
 
 
-class ControlHTTP(msgspec.Struct, kw_only=True):
+class ControlHTTP(msgspec.Struct, kw_only=True, gc=False):
     body_length: int | None = None
     failure: str | None = None
     title: str | None = None
@@ -61,17 +68,17 @@ class ControlHTTP(msgspec.Struct, kw_only=True):
     status_code: int | None = None
 
 
-class ControlDNS(msgspec.Struct, kw_only=True):
+class ControlDNS(msgspec.Struct, kw_only=True, gc=False):
     failure: str | None = None
     addrs: list[str] | None = None
 
 
-class ControlIPInfo(msgspec.Struct, kw_only=True):
+class ControlIPInfo(msgspec.Struct, kw_only=True, gc=False):
     asn: int | None = None
     flags: int | None = None
 
 
-class Control(msgspec.Struct, kw_only=True):
+class Control(msgspec.Struct, kw_only=True, gc=False):
     """What the test helper saw from outside the probe's network."""
 
     tcp_connect: dict[str, ControlTCP] | None = None
@@ -154,7 +161,7 @@ class DNSCheckLookup(Primitives, kw_only=True):
     pass
 
 
-class DNSCheckKeys(msgspec.Struct, kw_only=True):
+class DNSCheckKeys(msgspec.Struct, kw_only=True, gc=False):
     domain: str | None = None
     bootstrap: DNSCheckLookup | None = None
     bootstrap_failure: str | None = None
@@ -175,13 +182,13 @@ class TorTarget(Primitives, kw_only=True):
     target_source: str | None = None
 
 
-class TorKeys(msgspec.Struct, kw_only=True):
+class TorKeys(msgspec.Struct, kw_only=True, gc=False):
     # the earliest tor experiments wrote a list of targets without names
     targets: dict[str, TorTarget] | list[TorTarget] | None = None
     failure: str | None = None
 
 
-class TorBootstrapKeys(msgspec.Struct, kw_only=True):
+class TorBootstrapKeys(msgspec.Struct, kw_only=True, gc=False):
     """vanilla_tor and torsf: one tor bootstrap, with or without a pluggable transport."""
 
     bootstrap_time: Number | None = None
@@ -193,7 +200,7 @@ class TorBootstrapKeys(msgspec.Struct, kw_only=True):
     transport_name: str | None = None
 
 
-class PsiphonKeys(msgspec.Struct, kw_only=True):
+class PsiphonKeys(msgspec.Struct, kw_only=True, gc=False):
     bootstrap_time: Number | None = None
     failure: str | None = None
 

@@ -53,7 +53,7 @@ class Fingerprints:
         self._body = ahocorasick.Automaton()
         self._body_full: dict[str, Fingerprint] = {}
         self._body_regexp: list[tuple[re.Pattern[str], Fingerprint]] = []
-        self._headers: dict[str, list[Fingerprint]] = {}
+        self._headers: dict[str, _HeaderRules] = {}
         contains: dict[str, list[Fingerprint]] = {}
         for row in http_rows:
             fp = _fingerprint(row)
@@ -65,7 +65,7 @@ class Fingerprints:
                 elif fp.pattern:
                     contains.setdefault(fp.pattern, []).append(fp)
             elif fp.location.startswith("header."):
-                self._headers.setdefault(fp.location[7:].lower(), []).append(fp)
+                self._headers.setdefault(fp.location[7:].lower(), _HeaderRules()).add(fp)
         for pattern, fps in contains.items():
             self._body.add_word(pattern, tuple(fps))
         self._body.make_automaton()
@@ -91,15 +91,36 @@ class Fingerprints:
     def match_headers(self, headers: dict[str, str]) -> list[Fingerprint]:
         """`headers` maps lowercase names to values."""
         found: list[Fingerprint] = []
-        for name, value in headers.items():
-            for fp in self._headers.get(name, ()):
-                kind = fp.pattern_type
-                if (
-                    (kind == "full" and value == fp.pattern)
-                    or (kind == "prefix" and value.startswith(fp.pattern))
-                    or (kind == "contains" and fp.pattern in value)
-                ):
-                    found.append(fp)
+        for name in headers.keys() & self._headers.keys():
+            found.extend(self._headers[name].match(headers[name]))
+        return found
+
+
+class _HeaderRules:
+    """The fingerprints of one header: exact values by lookup, prefixes by one C-level test."""
+
+    def __init__(self) -> None:
+        self.full: dict[str, list[Fingerprint]] = {}
+        self.prefix: dict[str, list[Fingerprint]] = {}
+        self.contains: list[Fingerprint] = []
+        self._prefixes: tuple[str, ...] = ()
+
+    def add(self, fp: Fingerprint) -> None:
+        if fp.pattern_type == "full":
+            self.full.setdefault(fp.pattern, []).append(fp)
+        elif fp.pattern_type == "prefix":
+            self.prefix.setdefault(fp.pattern, []).append(fp)
+            self._prefixes = tuple(self.prefix)
+        else:
+            self.contains.append(fp)
+
+    def match(self, value: str) -> list[Fingerprint]:
+        found = list(self.full.get(value, ()))
+        if self._prefixes and value.startswith(self._prefixes):
+            for prefix, fps in self.prefix.items():
+                if value.startswith(prefix):
+                    found.extend(fps)
+        found.extend(fp for fp in self.contains if fp.pattern in value)
         return found
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from ...model import (
@@ -708,11 +709,14 @@ def _long_words(title: str) -> set[str]:
 
 
 def _header_map(response: HTTPResponse) -> dict[str, str]:
+    """Lowercase name -> first value, from either of OONI's header encodings."""
     headers: dict[str, str] = {}
-    for name in response.header_names():
-        value = response.header(name)
-        if value is not None:
-            headers[name] = value
+    for name, value in response.headers_list or ():
+        headers.setdefault(name.lower(), text_of(value))
+    for name, hvalue in (response.headers or {}).items():
+        if isinstance(hvalue, list):
+            hvalue = hvalue[0] if hvalue else ""
+        headers.setdefault(name.lower(), text_of(hvalue))
     return headers
 
 
@@ -730,6 +734,7 @@ def _known(fp: Fingerprint) -> str:
     return f"a known censor fingerprint {fp.name} ({fp.scope}, {where})"
 
 
+@lru_cache(maxsize=65536)
 def _norm_host(host: str | None) -> str:
     if not host:
         return ""

@@ -1,0 +1,1 @@
+"""Benchmarks: figures printed, never asserted (the latest ones are in bench/README.md)."""

@@ -1,0 +1,19 @@
+"""`python -m bench NAME [args]`: run one benchmark (`ingest`)."""
+
+from __future__ import annotations
+
+import sys
+
+from . import ingest
+
+BENCHMARKS = {"ingest": ingest.main}
+
+
+def main() -> None:
+    name = sys.argv[1] if len(sys.argv) > 1 else "ingest"
+    if name not in BENCHMARKS:
+        raise SystemExit(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+    BENCHMARKS[name](sys.argv[2:])
+
+
+main()

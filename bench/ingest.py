@@ -1,0 +1,144 @@
+"""Ingest throughput and memory vs parsing the same bytes with orjson alone.
+
+    python -m bench ingest [--count 100000]
+
+Each phase runs in its own process so its peak RSS is its own: `parse` reads the same gzip JSONL
+files (inflated with ISA-L, as the ingest does) and only runs orjson.loads on each line; `ingest`
+runs reachwatch's whole ingest (raw archive, observations, verdicts, DuckDB) into a fresh
+database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from isal import igzip
+
+from .build import build
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def _peak_rss_mb() -> float:
+    """VmHWM of this process image: unlike ru_maxrss it does not inherit the parent's peak
+    across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _usage(start: float, cpu0: float) -> dict[str, float]:
+    return {
+        "wall_s": time.perf_counter() - start,
+        "cpu_s": _cpu() - cpu0,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def phase_parse(files: list[Path]) -> dict[str, float]:
+    start, cpu0 = time.perf_counter(), _cpu()
+    count = size = 0
+    for path in files:
+        with igzip.open(path, "rb") as stream:
+            for line in stream:
+                if line.strip():
+                    orjson.loads(line)
+                    count += 1
+                    size += len(line)
+    return {"count": count, "bytes": size, **_usage(start, cpu0)}
+
+
+def phase_ingest(files: list[Path], db: Path) -> dict[str, float]:
+    from reachwatch.pipeline import ingest
+    from reachwatch.store import Store
+
+    start, cpu0 = time.perf_counter(), _cpu()
+    with Store(db) as store:
+        report = ingest(files, store)
+    return {
+        "count": report.stored,
+        "read": report.read,
+        "quarantined": report.quarantined,
+        "verdicts": report.verdicts,
+        "observations": report.observations,
+        **_usage(start, cpu0),
+    }
+
+
+def _child(phase: str, files: list[Path], db: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--phase", phase, "--db", str(db), *map(str, files)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench ingest")
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=1, help="spread the measurements over days")
+    parser.add_argument("--phase", choices=["parse", "ingest"])
+    parser.add_argument("--db", type=Path, default=OUT / "bench.duckdb")
+    parser.add_argument("files", nargs="*", type=Path)
+    args = parser.parse_args(argv)
+    if args.phase:  # inside the child process
+        result = (
+            phase_parse(args.files) if args.phase == "parse" else phase_ingest(args.files, args.db)
+        )
+        print(json.dumps(result))
+        return
+
+    data = OUT / f"measurements-{args.count}-{args.days}d"
+    if not data.exists():
+        t = time.perf_counter()
+        build(data, args.count, days=args.days)
+        print(f"built {args.count:,} measurements in {time.perf_counter() - t:.1f}s -> {data}")
+    files = sorted(data.glob("*.jsonl.gz"))
+    db = args.db
+    for stale in (db, db.with_name(db.stem + "-archive"), Path(str(db) + ".wal")):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+
+    parse = _child("parse", files, db)
+    run = _child("ingest", files, db)
+    parse_rate = parse["count"] / parse["cpu_s"]
+    ingest_rate = run["count"] / run["cpu_s"]
+    rows = [
+        ("measurements", f"{run['count']:,} ({parse['bytes'] / 2**20:,.0f} MiB of JSON)"),
+        ("orjson parse only: per core", f"{parse_rate:,.0f} msmt/s ({parse['wall_s']:.1f}s wall)"),
+        (
+            "reachwatch ingest: per core",
+            f"{ingest_rate:,.0f} msmt/s ({run['wall_s']:.1f}s wall, "
+            f"{run['count'] / run['wall_s']:,.0f} msmt/s wall)",
+        ),
+        ("ratio ingest / parse only", f"{ingest_rate / parse_rate:.2f}"),
+        ("peak RSS: parse only", f"{parse['peak_rss_mb']:,.0f} MB"),
+        ("peak RSS: ingest", f"{run['peak_rss_mb']:,.0f} MB"),
+        ("observations, verdicts", f"{run['observations']:,}, {run['verdicts']:,}"),
+        ("quarantined", f"{run['quarantined']:,}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
