@@ -28,7 +28,12 @@ KEEP_BYTES = 64 * 1024 * 1024
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
 
 # what a damaged compressed stream raises (gzip.BadGzipFile is an OSError)
-_STREAM_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error, isal_zlib.error)
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (
+    EOFError,
+    OSError,
+    zlib.error,
+    cast(type[BaseException], isal_zlib.error),
+)
 
 
 @dataclass(slots=True)
