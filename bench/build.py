@@ -55,20 +55,22 @@ def build(
     """Write `count` measurements spread over `days` as gzip JSONL files; returns the files.
 
     One day of 100,000 measurements is about what OONI receives in two hours, so the archive's
-    hour x country x test partitions hold tens of measurements each, as they do for real.
+    hour x country x test partitions hold tens of measurements each, as they do for real. Start
+    times rise through the files, as in a real feed (OONI's dumps and uploads come in time order).
     """
     rng = random.Random(seed)
     base = templates()
     start = datetime(2024, 5, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
+    offsets = sorted(rng.randrange(days * 24 * 3600) for _ in range(count))
     for part in range(0, count, per_file):
         path = out_dir / f"part-{part // per_file:04d}.jsonl.gz"
         lines = []
         for i in range(part, min(count, part + per_file)):
             m = dict(base[i % len(base)])
             cc, asn = NETWORKS[rng.randrange(len(NETWORKS))]
-            when = start + timedelta(seconds=rng.randrange(days * 24 * 3600))
+            when = start + timedelta(seconds=offsets[i])
             m["probe_cc"], m["probe_asn"] = cc, f"AS{asn}"
             m["measurement_start_time"] = when.strftime("%Y-%m-%d %H:%M:%S")
             test = str(m.get("test_name", "x")).replace("_", "")

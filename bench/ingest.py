@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
         return
 
-    data = OUT / f"measurements-{args.count}-{args.days}d"
+    data = OUT / f"measurements-{args.count}-{args.days}d-v2"
     if not data.exists():
         t = time.perf_counter()
         build(data, args.count, days=args.days)

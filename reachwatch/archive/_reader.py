@@ -90,7 +90,7 @@ class _Gunzip(io.RawIOBase):
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
         self._inflater = isal_zlib.decompressobj(wbits=31)
-        self._pending = b""
+        self._pending = memoryview(b"")
         self._started = False
 
     def readable(self) -> bool:
@@ -115,7 +115,7 @@ class _Gunzip(io.RawIOBase):
                 rest = self._inflater.unused_data
                 self._inflater = isal_zlib.decompressobj(wbits=31)
                 out += self._inflater.decompress(rest)
-            self._pending = out
+            self._pending = memoryview(out)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]

@@ -58,10 +58,11 @@ _CC = re.compile(r"[A-Z]{2}")
 
 def parse_measurement(data: bytes) -> ParsedMeasurement:
     """Decode and validate one measurement; raise `InvalidMeasurement` with a reason otherwise."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidMeasurement(f"invalid UTF-8 at byte {exc.start}") from None
+    if not data.isascii():  # ASCII is valid UTF-8; checking that first is ten times cheaper
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidMeasurement(f"invalid UTF-8 at byte {exc.start}") from None
     try:
         base = _BASE.decode(data)
     except msgspec.ValidationError as exc:
@@ -80,7 +81,7 @@ def parse_measurement(data: bytes) -> ParsedMeasurement:
 
     keys_decoder = _KEYS.get(base.test_name)
     keys: TestKeys | None = None
-    if keys_decoder is not None and bytes(base.test_keys) != b"null":
+    if keys_decoder is not None and not _is_null(base.test_keys):
         try:
             keys = keys_decoder.decode(base.test_keys)
         except msgspec.ValidationError as exc:
@@ -107,6 +108,11 @@ def parse_measurement(data: bytes) -> ParsedMeasurement:
         keys=keys,
         size=len(data),
     )
+
+
+def _is_null(raw: msgspec.Raw) -> bool:
+    view = memoryview(raw)  # no copy of what may be megabytes of test_keys
+    return len(view) == 4 and view.tobytes() == b"null"
 
 
 def measurement_uid_for(data: bytes, start_time: datetime, probe_cc: str, test_name: str) -> str:

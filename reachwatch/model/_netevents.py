@@ -48,7 +48,8 @@ def length_of(value: MaybeBinary | None) -> int:
     if value is None:
         return 0
     if isinstance(value, str):
-        return len(value.encode("utf-8", "surrogatepass"))
+        # str.isascii() is O(1): most bodies need no encoding to be measured
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
     return len(value.to_bytes())
 
 
@@ -58,8 +59,6 @@ class DNSAnswer(msgspec.Struct, kw_only=True, gc=False):
     ipv6: str | None = None
     hostname: str | None = None
     asn: int | None = None
-    as_org_name: str | None = None
-    ttl: Number | None = None
 
 
 class DNSQuery(msgspec.Struct, kw_only=True, gc=False):
@@ -99,11 +98,8 @@ class TLSHandshake(msgspec.Struct, kw_only=True, gc=False):
     server_name: str | None = None
     alpn: list[str] | None = None
     failure: str | None = None
-    negotiated_protocol: str | None = None
     no_tls_verify: bool | None = None
-    peer_certificates: msgspec.Raw = msgspec.Raw(b"null")  # in the raw archive, not decoded
     tls_version: str | None = None
-    cipher_suite: str | None = None
     t0: Number | None = None
     t: Number | None = None
     transaction_id: int | None = None
@@ -112,41 +108,38 @@ class TLSHandshake(msgspec.Struct, kw_only=True, gc=False):
 
 HeaderMap = dict[str, MaybeBinary | list[MaybeBinary]]
 HeaderList = list[tuple[str, MaybeBinary]]
+_HEADER_LIST = msgspec.json.Decoder(HeaderList | None)
 
 
 class HTTPRequest(msgspec.Struct, kw_only=True, gc=False):
     url: str | None = None
     method: str | None = None
-    headers: HeaderMap | None = None
-    headers_list: HeaderList | None = None
-    body: MaybeBinary | None = None
-    x_transport: str | None = None
 
 
 class HTTPResponse(msgspec.Struct, kw_only=True, gc=False):
     code: int | None = None
     headers: HeaderMap | None = None
-    headers_list: HeaderList | None = None
+    # the same headers as pairs (repeated names kept): decoded only if `headers` is missing
+    headers_list: msgspec.Raw = msgspec.Raw(b"null")
     body: MaybeBinary | None = None
     body_is_truncated: bool | None = None
 
-    def header(self, name: str) -> str | None:
-        """First value of a header, case-insensitively, from either encoding."""
-        wanted = name.lower()
-        for key, value in self.headers_list or ():
-            if key.lower() == wanted:
-                return text_of(value)
-        for key, hvalue in (self.headers or {}).items():
-            if key.lower() == wanted:
-                if isinstance(hvalue, list):
-                    return text_of(hvalue[0]) if hvalue else ""
-                return text_of(hvalue)
-        return None
+    def header_map(self) -> dict[str, str]:
+        """Lowercase name -> first value, from whichever encoding the probe wrote."""
+        headers: dict[str, str] = {}
+        if self.headers is not None:
+            for name, value in self.headers.items():
+                if isinstance(value, list):
+                    value = value[0] if value else ""
+                headers.setdefault(name.lower(), text_of(value))
+        else:
+            for name, pair_value in _HEADER_LIST.decode(self.headers_list) or ():
+                headers.setdefault(name.lower(), text_of(pair_value))
+        return headers
 
-    def header_names(self) -> set[str]:
-        names = {key.lower() for key, _ in self.headers_list or ()}
-        names.update(key.lower() for key in self.headers or {})
-        return names
+    def header(self, name: str) -> str | None:
+        """First value of a header, case-insensitively."""
+        return self.header_map().get(name.lower())
 
 
 class HTTPTransaction(msgspec.Struct, kw_only=True, gc=False):

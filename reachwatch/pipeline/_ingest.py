@@ -31,7 +31,7 @@ from ..store._schema import (
 )
 from ._observations import Observation, observations_of
 from .fingerprints import Fingerprints, default_fingerprints
-from .verdicts import Verdict, verdicts_of
+from .verdicts import verdicts_of
 
 BATCH_SIZE = 2000
 QUARANTINE_KEEP = 64 * 1024 * 1024
@@ -56,19 +56,25 @@ class IngestReport:
         return self.read == self.stored + self.duplicates + self.quarantined
 
 
-@dataclass
-class _Accepted:
+@dataclass(slots=True)
+class _Analysed:
+    """One measurement reduced to its rows, so its parsed form can be freed right away."""
+
     record: RawRecord
-    pm: ParsedMeasurement
+    uid: str
+    partition: tuple[datetime, str, str]
+    measurement: tuple[Any, ...]  # the measurements row without its raw location
+    observations: list[Observation]
+    verdicts: list[tuple[Any, ...]]
 
 
 @dataclass
 class _Batch:
-    accepted: list[_Accepted] = field(default_factory=list)
+    analysed: list[_Analysed] = field(default_factory=list)
     rejected: list[tuple[RawRecord, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.accepted) + len(self.rejected)
+        return len(self.analysed) + len(self.rejected)
 
 
 Progress = Callable[[int], None]
@@ -87,12 +93,8 @@ def ingest(
     started = datetime.now(UTC).replace(tzinfo=None)
     run_id = f"{started:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:8]}"
     report = IngestReport(ingest_id=run_id, files=len(files))
-    job = _Job(
-        store,
-        ArchiveWriter(store.archive_root, run_id),
-        report,
-        fingerprints or default_fingerprints(),
-    )
+    fps = fingerprints or default_fingerprints()
+    job = _Job(store, ArchiveWriter(store.archive_root, run_id), report)
     batch = _Batch()
     for path in files:
         for record in read_records(path):
@@ -101,9 +103,11 @@ def ingest(
                 batch.rejected.append((record, record.problem))
             else:
                 try:
-                    batch.accepted.append(_Accepted(record, parse_measurement(record.data)))
+                    batch.analysed.append(_analyse(record, parse_measurement(record.data), fps))
                 except InvalidMeasurement as exc:
                     batch.rejected.append((record, exc.reason))
+                except Exception as exc:  # a bug must not lose the record: keep it in quarantine
+                    batch.rejected.append((record, f"analysis failed: {type(exc).__name__}: {exc}"))
             if len(batch) >= batch_size:
                 job.flush(batch)
                 batch = _Batch()
@@ -114,91 +118,98 @@ def ingest(
     return report
 
 
+def _analyse(record: RawRecord, pm: ParsedMeasurement, fps: Fingerprints) -> _Analysed:
+    """Observations and verdicts of one measurement, as rows in the store's column order."""
+    base = pm.base
+    observations = observations_of(pm)
+    verdicts = [
+        (
+            pm.uid,
+            v.target,
+            v.verdict,
+            v.technique,
+            v.reason,
+            v.probe_says,
+            base.test_name,
+            base.probe_cc,
+            pm.probe_asn,
+            pm.start_time,
+        )
+        for v in verdicts_of(pm, fps)
+    ]
+    measurement = (
+        pm.uid,
+        pm.uid_computed,
+        base.report_id,
+        base.test_name,
+        base.test_version,
+        pm.known_test,
+        base.probe_cc,
+        pm.probe_asn,
+        base.probe_network_name,
+        pm.input,
+        pm.start_time,
+        base.software_name,
+        base.software_version,
+        base.resolver_asn,
+    )
+    partition = (pm.start_time, base.probe_cc, base.test_name)
+    return _Analysed(record, pm.uid, partition, measurement, observations, verdicts)
+
+
 class _Job:
-    def __init__(
-        self, store: Store, writer: ArchiveWriter, report: IngestReport, fps: Fingerprints
-    ) -> None:
+    def __init__(self, store: Store, writer: ArchiveWriter, report: IngestReport) -> None:
         self.store = store
         self.writer = writer
         self.report = report
-        self.fps = fps
 
     def flush(self, batch: _Batch) -> None:
         if not len(batch):
             return
-        fresh: dict[str, _Accepted] = {}
-        for item in batch.accepted:
-            if item.pm.uid in fresh:
+        fresh: dict[str, _Analysed] = {}
+        for item in batch.analysed:
+            if item.uid in fresh:
                 self.report.duplicates += 1
             else:
-                fresh[item.pm.uid] = item
+                fresh[item.uid] = item
         for uid in self.store.known_uids(list(fresh)):
             del fresh[uid]
             self.report.duplicates += 1
 
-        measurements: list[tuple[_Accepted, str]] = []
-        observations: list[Observation] = []
-        verdicts: list[tuple[ParsedMeasurement, Verdict]] = []
-        rejected = list(batch.rejected)
-        for item in fresh.values():
-            try:
-                item_obs = observations_of(item.pm)
-                item_verdicts = verdicts_of(item.pm, self.fps)
-            except Exception as exc:  # a bug must not lose the record: keep it in quarantine
-                rejected.append((item.record, f"analysis failed: {type(exc).__name__}: {exc}"))
-                continue
-            path = self.writer.add(
-                item.pm.start_time, item.pm.base.probe_cc, item.pm.base.test_name, item.record.data
-            )
-            measurements.append((item, path))
-            observations.extend(item_obs)
-            verdicts.extend((item.pm, v) for v in item_verdicts)
+        paths = [self.writer.add(*item.partition, item.record.data) for item in fresh.values()]
         offsets = self.writer.flush()
-
-        tables: dict[str, Any] = {
-            "measurements": self._measurement_table(measurements, offsets),
-            "observations": _table(OBSERVATION_COLUMNS, observations),
-            "verdicts": _table(VERDICT_COLUMNS, [_verdict_row(pm, v) for pm, v in verdicts]),
-            "quarantine": self._quarantine_table(rejected),
-        }
-        self.store.write_batch(tables)
-        self.report.stored += len(measurements)
-        self.report.observations += len(observations)
-        self.report.verdicts += len(verdicts)
-
-    def _measurement_table(
-        self, measurements: list[tuple[_Accepted, str]], offsets: dict[str, int]
-    ) -> pa.Table:
         index: Counter[str] = Counter()
-        rows = []
-        for item, path in measurements:
-            pm, base = item.pm, item.pm.base
-            rows.append(
+        measurements = []
+        observations: list[Observation] = []
+        verdicts: list[tuple[Any, ...]] = []
+        for item, path in zip(fresh.values(), paths, strict=True):
+            record = item.record
+            measurements.append(
                 (
-                    pm.uid,
-                    pm.uid_computed,
-                    base.report_id,
-                    base.test_name,
-                    base.test_version,
-                    pm.known_test,
-                    base.probe_cc,
-                    pm.probe_asn,
-                    base.probe_network_name,
-                    pm.input,
-                    pm.start_time,
-                    base.software_name,
-                    base.software_version,
-                    base.resolver_asn,
+                    *item.measurement,
                     path,
                     offsets[path],
                     index[path],
-                    pm.size,
+                    len(record.data),
                     self.writer.run_id,
-                    f"{item.record.source}:{item.record.locator}",
+                    f"{record.source}:{record.locator}",
                 )
             )
             index[path] += 1
-        return _table(MEASUREMENT_COLUMNS, rows)
+            observations.extend(item.observations)
+            verdicts.extend(item.verdicts)
+
+        self.store.write_batch(
+            {
+                "measurements": _table(MEASUREMENT_COLUMNS, measurements),
+                "observations": _table(OBSERVATION_COLUMNS, observations),
+                "verdicts": _table(VERDICT_COLUMNS, verdicts),
+                "quarantine": self._quarantine_table(batch.rejected),
+            }
+        )
+        self.report.stored += len(measurements)
+        self.report.observations += len(observations)
+        self.report.verdicts += len(verdicts)
 
     def _quarantine_table(self, rejected: list[tuple[RawRecord, str]]) -> pa.Table:
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -224,21 +235,6 @@ class _Job:
             for digest, (record, reason) in by_digest.items()
         ]
         return _table(QUARANTINE_COLUMNS, rows)
-
-
-def _verdict_row(pm: ParsedMeasurement, v: Verdict) -> tuple[Any, ...]:
-    return (
-        pm.uid,
-        v.target,
-        v.verdict,
-        v.technique,
-        v.reason,
-        v.probe_says,
-        pm.base.test_name,
-        pm.base.probe_cc,
-        pm.probe_asn,
-        pm.start_time,
-    )
 
 
 _ARROW_TYPES = {

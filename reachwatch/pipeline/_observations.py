@@ -68,79 +68,37 @@ def split_address(address: str | None) -> tuple[str | None, int | None]:
     return host.strip("[]"), int(port)
 
 
+_row = tuple.__new__  # an Observation straight from its 18 fields, without keyword binding
+
+
 def _primitives(uid: str, keys: Primitives, scope: str | None, out: list[Observation]) -> None:
-    for query in keys.queries or ():
+    O = Observation  # noqa: N806, E741
+    for q in keys.queries or ():
         answers = [
             a.ipv4 or a.ipv6 or a.hostname or ""
-            for a in query.answers or ()
+            for a in q.answers or ()
             if a.ipv4 or a.ipv6 or a.hostname
         ]
-        out.append(
-            Observation(
-                uid,
-                len(out),
-                "dns",
-                scope,
-                hostname=query.hostname,
-                query_type=query.query_type,
-                engine=query.engine,
-                resolver=query.resolver_address,
-                answers=answers,
-                failure=query.failure,
-                t0=query.t0,
-                t=query.t,
-            )
-        )
-    for connect in keys.tcp_connects():
-        status = connect.status
-        out.append(
-            Observation(
-                uid,
-                len(out),
-                "tcp",
-                scope,
-                ip=connect.ip,
-                port=connect.port,
-                failure=status.failure if status else None,
-                t0=connect.t0,
-                t=connect.t,
-            )
-        )
-    for handshake in keys.tls_handshakes or ():
-        ip, port = split_address(handshake.address)
-        out.append(
-            Observation(
-                uid,
-                len(out),
-                "tls",
-                scope,
-                hostname=handshake.server_name,
-                ip=ip,
-                port=port,
-                failure=handshake.failure,
-                tls_version=handshake.tls_version,
-                t0=handshake.t0,
-                t=handshake.t,
-            )
-        )
-    for transaction in keys.requests or ():
-        url = transaction.request.url if transaction.request else None
-        response = transaction.response
-        out.append(
-            Observation(
-                uid,
-                len(out),
-                "http",
-                scope,
-                hostname=_host(url),
-                http_url=url,
-                http_status=response.code if response else None,
-                http_body_length=length_of(response.body) if response else None,
-                failure=transaction.failure,
-                t0=transaction.t0,
-                t=transaction.t,
-            )
-        )
+        out.append(_row(O, (uid, len(out), "dns", scope, q.hostname, q.query_type, q.engine,
+                            q.resolver_address, None, None, answers, q.failure, None, None,
+                            None, None, q.t0, q.t)))  # fmt: skip
+    for c in keys.tcp_connects():
+        failure = c.status.failure if c.status else None
+        out.append(_row(O, (uid, len(out), "tcp", scope, None, None, None, None, c.ip, c.port,
+                            None, failure, None, None, None, None, c.t0, c.t)))  # fmt: skip
+    for h in keys.tls_handshakes or ():
+        ip, port = split_address(h.address)
+        out.append(_row(O, (uid, len(out), "tls", scope, h.server_name, None, None, None, ip,
+                            port, None, h.failure, h.tls_version, None, None, None, h.t0,
+                            h.t)))  # fmt: skip
+    for r in keys.requests or ():
+        url = r.request.url if r.request else None
+        response = r.response
+        status = response.code if response else None
+        size = length_of(response.body) if response else None
+        out.append(_row(O, (uid, len(out), "http", scope, _host(url), None, None, None, None,
+                            None, None, r.failure, None, url, status, size, r.t0,
+                            r.t)))  # fmt: skip
     _udp_exchanges(uid, keys, scope, out)
 
 

@@ -29,6 +29,7 @@ from ...model import (
     ParsedMeasurement,
     TLSHandshake,
     WebConnectivityKeys,
+    length_of,
     text_of,
 )
 from ..fingerprints import BLOCKING_SCOPES, Fingerprint, Fingerprints
@@ -233,13 +234,19 @@ class _Analysis:
         if dns.state == "censor":
             technique = "dns.bogon" if any(is_bogon(a) for a in dns.addrs) else "dns.inconsistent"
             return blocked("", technique, dns.detail)
-        page = self._blockpage()
+        outcome = self._outcome(dns)
+        response = outcome.response
+        control = self._control_page()
+        diff = None
+        if response is not None and control is not None and not outcome.verified_tls:
+            diff = _http_diff(response, control)
+        # a page the control also got cannot be a blockpage: its body need not be scanned
+        same_page = outcome.verified_tls or (diff is not None and not diff[0])
+        page = self._blockpage(scan_bodies=not same_page)
         if page is not None:
             if dns.state in ("bogon", "inconsistent"):
                 return blocked("", f"dns.{dns.state}", f"{dns.detail}; it served {page}")
             return blocked("", "http.blockpage", f"the response is {page}")
-        outcome = self._outcome(dns)
-        response = outcome.response
         if response is not None and outcome.verified_tls:
             return ok("", f"fetched over TLS with a valid certificate (HTTP {response.code})")
         if self.control is None:
@@ -248,16 +255,22 @@ class _Analysis:
                 "", f"no control measurement: {what} cannot be told apart from a down site"
             )
         if response is not None:
-            return self._compare(response, dns)
+            return self._compare(response, dns, diff)
         return self._failed(dns, outcome)
 
-    def _compare(self, response: HTTPResponse, dns: _DNS) -> Verdict:
-        control = self.control.http_request if self.control else None
-        if control is None or control.failure or (control.status_code or 0) <= 0:
+    def _control_page(self) -> ControlHTTP | None:
+        """The control's fetch, if it got a page."""
+        page = self.control.http_request if self.control else None
+        if page is None or page.failure or (page.status_code or 0) <= 0:
+            return None
+        return page
+
+    def _compare(self, response: HTTPResponse, dns: _DNS, diff: tuple[bool, str] | None) -> Verdict:
+        if diff is None:
             if dns.state in ("bogon", "inconsistent"):
                 return blocked("", f"dns.{dns.state}", dns.detail)
             return error("", "the control could not fetch the page: nothing to compare with")
-        differs, why = _http_diff(response, control)
+        differs, why = diff
         if not differs:
             if dns.state == "inconsistent":
                 return ok("", f"same page as the control ({why}) although {dns.detail}")
@@ -544,19 +557,18 @@ class _Analysis:
             return True
         return any(not h.failure and not h.no_tls_verify for h in handshakes)
 
-    def _blockpage(self) -> str | None:
+    def _blockpage(self, scan_bodies: bool) -> str | None:
         """A confirmed blockpage fingerprint in any response of the chain, described."""
         cc = self.pm.base.probe_cc
         for transaction in self.requests:
             response = transaction.response
             if response is None:
                 continue
-            headers = _header_map(response)
+            headers = response.header_map()
             found = self.fps.match_headers(headers)
             url = transaction.request.url if transaction.request else ""
-            if not (url or "").lower().startswith("https://") or not self._verified_tls(
-                transaction
-            ):
+            cleartext = not (url or "").lower().startswith("https://")
+            if scan_bodies and (cleartext or not self._verified_tls(transaction)):
                 found += self.fps.match_body(text_of(response.body))
             for fp in found:
                 if fp.scope in BLOCKING_SCOPES and fp.confirmed_for(cc):
@@ -651,7 +663,7 @@ def _http_diff(response: HTTPResponse, control: ControlHTTP) -> tuple[bool, str]
         if not status_match and control_code // 100 != 2:
             status_match = None
     body = text_of(response.body)
-    body_length = len(body.encode("utf-8", "surrogatepass"))
+    body_length = length_of(response.body)
     control_length = control.body_length or 0
     body_match: bool | None = None
     proportion = 0.0
@@ -660,7 +672,7 @@ def _http_diff(response: HTTPResponse, control: ControlHTTP) -> tuple[bool, str]
         body_match = proportion > BODY_PROPORTION
     headers_match: bool | None = None
     if control_code > 0:
-        ours = {h for h in response.header_names() if h not in COMMON_HEADERS}
+        ours = set(response.header_map()) - COMMON_HEADERS
         theirs = {h.lower() for h in control.headers or {}} - COMMON_HEADERS
         headers_match = bool(ours & theirs)
     title_match: bool | None = None
@@ -706,18 +718,6 @@ def _private_redirect(response: HTTPResponse | None) -> str | None:
 
 def _long_words(title: str) -> set[str]:
     return {w.lower() for w in title.split(" ") if len(w.encode("utf-8")) >= 5}
-
-
-def _header_map(response: HTTPResponse) -> dict[str, str]:
-    """Lowercase name -> first value, from either of OONI's header encodings."""
-    headers: dict[str, str] = {}
-    for name, value in response.headers_list or ():
-        headers.setdefault(name.lower(), text_of(value))
-    for name, hvalue in (response.headers or {}).items():
-        if isinstance(hvalue, list):
-            hvalue = hvalue[0] if hvalue else ""
-        headers.setdefault(name.lower(), text_of(hvalue))
-    return headers
 
 
 def _extra_check(tags: list[str] | None) -> bool:
