@@ -4,6 +4,8 @@ transaction and UDP exchange, with OONI's failure strings kept exactly as the pr
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -14,6 +16,10 @@ from ..model import (
     TorKeys,
     length_of,
 )
+
+
+DNS_OVER_UDP = frozenset({"web_connectivity", "dnscheck"})
+"""Tests whose UDP traffic is DNS, already one `dns` row per query: no separate UDP rows."""
 
 
 class Observation(NamedTuple):
@@ -45,6 +51,8 @@ def observations_of(pm: ParsedMeasurement) -> list[Observation]:
     keys = pm.keys
     if isinstance(keys, Primitives):
         _primitives(pm.uid, keys, None, out)
+        if pm.base.test_name not in DNS_OVER_UDP:
+            _udp_exchanges(pm.uid, keys, None, out)
     elif isinstance(keys, TorKeys):
         targets = keys.targets or {}
         named = targets.items() if isinstance(targets, dict) else enumerate(targets)
@@ -99,7 +107,6 @@ def _primitives(uid: str, keys: Primitives, scope: str | None, out: list[Observa
         out.append(_row(O, (uid, len(out), "http", scope, _host(url), None, None, None, None,
                             None, None, r.failure, None, url, status, size, r.t0,
                             r.t)))  # fmt: skip
-    _udp_exchanges(uid, keys, scope, out)
 
 
 def _udp_exchanges(uid: str, keys: Primitives, scope: str | None, out: list[Observation]) -> None:
@@ -107,8 +114,8 @@ def _udp_exchanges(uid: str, keys: Primitives, scope: str | None, out: list[Obse
     exchanges: dict[str, list[str | None]] = {}
     times: dict[str, tuple[float | None, float | None]] = {}
     current: str | None = None
-    if b'"udp"' not in bytes(keys.network_events):
-        return  # most tests record only TCP events: skip decoding hundreds of them
+    if _UDP.search(memoryview(keys.network_events)) is None:
+        return  # most tests record only TCP events: skip decoding (or copying) hundreds of them
     for event in keys.events():
         if event.proto == "udp" and event.address:
             current = event.address
@@ -129,6 +136,10 @@ def _udp_exchanges(uid: str, keys: Primitives, scope: str | None, out: list[Obse
         )
 
 
+_UDP = re.compile(rb'"udp"')
+
+
+@lru_cache(maxsize=65536)
 def _host(url: str | None) -> str | None:
     if not url:
         return None

@@ -12,6 +12,8 @@ from .._errors import StoreError
 from ._schema import SCHEMA_VERSION, TABLES, create_statements
 
 DEFAULT_DB = "reachwatch.duckdb"
+MEMORY_LIMIT = "256MB"
+"""DuckDB's buffer pool; it spills beyond it, so an ingest of any size stays within bounds."""
 DB_ENV = "REACHWATCH_DB"
 
 
@@ -28,14 +30,22 @@ def archive_root_for(db_path: Path) -> Path:
 class Store:
     """Tables of DESIGN.md in one DuckDB file. Writes go through `write_batch`, one transaction."""
 
-    def __init__(self, path: Path | str | None = None, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        read_only: bool = False,
+        memory_limit: str = MEMORY_LIMIT,
+    ) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         if read_only and not self.path.exists():
             raise StoreError(f"{self.path}: no such database (run `reachwatch ingest` first)")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
+            self.con = duckdb.connect(
+                str(self.path), read_only=read_only, config={"memory_limit": memory_limit}
+            )
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
         if not read_only:
