@@ -17,7 +17,6 @@ from ..model import (
     length_of,
 )
 
-
 DNS_OVER_UDP = frozenset({"web_connectivity", "dnscheck"})
 """Tests whose UDP traffic is DNS, already one `dns` row per query: no separate UDP rows."""
 
