@@ -219,3 +219,13 @@ def test_missing_path_is_a_clear_error(tmp_path: Path, store: Store) -> None:
 
     with pytest.raises(InputError, match="no such file"):
         ingest([tmp_path / "nope.jsonl"], store)
+
+
+def test_progress_reports_every_byte_of_every_file(tmp_path: Path, store: Store) -> None:
+    big = tmp_path / "big.jsonl.gz"
+    line = orjson.dumps(orjson.loads(sample("whatsapp.json")))
+    big.write_bytes(gzip.compress(b"\n".join([line] * 300)))  # several MiB inflated
+    seen: list[int] = []
+    ingest([big, FASTPATH / "tor.json"], store, progress=seen.append)
+    assert sum(seen) == big.stat().st_size + (FASTPATH / "tor.json").stat().st_size
+    assert len(seen) >= 3  # the big file reported on its way, not only at its end

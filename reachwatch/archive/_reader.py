@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
@@ -26,6 +26,7 @@ KEEP_BYTES = 64 * 1024 * 1024
 """Of an oversized record, at most this much is kept for the quarantine; the rest is counted."""
 
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+PROGRESS_STEP = 1 << 20
 
 # what a damaged compressed stream raises (gzip.BadGzipFile is an OSError)
 _STREAM_ERRORS: tuple[type[BaseException], ...] = (
@@ -62,8 +63,12 @@ def measurement_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
-def read_records(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawRecord]:
-    """Every record of one file, in order."""
+def read_records(
+    path: Path,
+    max_bytes: int = MAX_RECORD_BYTES,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[RawRecord]:
+    """Every record of one file, in order; `on_bytes` hears how far into the file we are."""
     name = path.name
     compressed = name.endswith(".gz")
     single_json = name.endswith((".json", ".json.gz"))
@@ -75,9 +80,20 @@ def read_records(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Iterator[RawR
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     with stream:
         if single_json and (compressed or path.stat().st_size <= max_bytes):
-            yield from _read_document(stream, source, max_bytes)
+            records = _read_document(stream, source, max_bytes)
         else:
-            yield from _read_lines(stream, source, max_bytes, first_line=1)
+            records = _read_lines(stream, source, max_bytes, first_line=1)
+        if on_bytes is None:
+            yield from records
+            return
+        done = 0
+        for record in records:
+            yield record
+            position = raw.tell()
+            if position - done >= PROGRESS_STEP:
+                on_bytes(position - done)
+                done = position
+        on_bytes(path.stat().st_size - done)
 
 
 class _Gunzip(io.RawIOBase):

@@ -97,7 +97,7 @@ def ingest(
     job = _Job(store, ArchiveWriter(store.archive_root, run_id), report)
     batch = _Batch()
     for path in files:
-        for record in read_records(path):
+        for record in read_records(path, on_bytes=progress):
             report.read += 1
             if record.problem:
                 batch.rejected.append((record, record.problem))
@@ -111,8 +111,6 @@ def ingest(
             if len(batch) >= batch_size:
                 job.flush(batch)
                 batch = _Batch()
-        if progress is not None:
-            progress(path.stat().st_size)
     job.flush(batch)
     store.write_batch({"ingests": _ingest_row(report, started, [str(p) for p in files])})
     return report
