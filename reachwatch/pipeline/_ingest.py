@@ -170,7 +170,9 @@ class _Job:
                 self.report.duplicates += 1
             else:
                 fresh[item.uid] = item
-        for uid in self.store.known_uids(list(fresh)):
+        times = [item.partition[0] for item in fresh.values()]
+        known = self.store.known_uids(list(fresh), min(times), max(times)) if times else set()
+        for uid in known:
             del fresh[uid]
             self.report.duplicates += 1
 

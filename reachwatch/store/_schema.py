@@ -5,7 +5,9 @@ from __future__ import annotations
 SCHEMA_VERSION = "1"
 
 MEASUREMENT_COLUMNS: dict[str, str] = {
-    "measurement_uid": "VARCHAR PRIMARY KEY",
+    # unique by construction (the ingest checks before it writes), without an index: an index
+    # would hold every uid in memory, and memory must not grow with the archive
+    "measurement_uid": "VARCHAR NOT NULL",
     "uid_computed": "BOOLEAN NOT NULL",
     "report_id": "VARCHAR",
     "test_name": "VARCHAR NOT NULL",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,19 @@ class Store:
 
     # --- writing -------------------------------------------------------------------------
 
-    def known_uids(self, uids: list[str]) -> set[str]:
-        """Which of these measurement_uids are already stored."""
+    def known_uids(self, uids: list[str], first: datetime, last: datetime) -> set[str]:
+        """Which of these measurement_uids, measured between `first` and `last`, are stored.
+
+        The time range lets DuckDB skip every row group outside it (zone maps): the check costs
+        what the batch's time span holds, not the whole table.
+        """
         if not uids:
             return set()
         rows = self.con.execute(
-            "SELECT measurement_uid FROM measurements WHERE measurement_uid IN "
-            "(SELECT unnest(?::VARCHAR[]))",
-            [uids],
+            "SELECT measurement_uid FROM measurements "
+            "WHERE measurement_start_time BETWEEN ? AND ? "
+            "AND measurement_uid IN (SELECT unnest(?::VARCHAR[]))",
+            [first, last, uids],
         ).fetchall()
         return {row[0] for row in rows}
 
