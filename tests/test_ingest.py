@@ -8,6 +8,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reachwatch.archive import RawLocation, read_raw
 from reachwatch.pipeline import ingest
@@ -229,3 +231,25 @@ def test_progress_reports_every_byte_of_every_file(tmp_path: Path, store: Store)
     ingest([big, FASTPATH / "tor.json"], store, progress=seen.append)
     assert sum(seen) == big.stat().st_size + (FASTPATH / "tor.json").stat().st_size
     assert len(seen) >= 3  # the big file reported on its way, not only at its end
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    junk=st.lists(st.binary(max_size=200).filter(lambda b: b"\n" not in b), max_size=8),
+    good=st.integers(min_value=0, max_value=3),
+)
+def test_any_mix_of_junk_and_measurements_reconciles(
+    tmp_path: Path, junk: list[bytes], good: int
+) -> None:
+    lines = [dumps(measurement("tor", None, measurement_uid=f"u{i}")) for i in range(good)]
+    path = tmp_path / f"mix-{len(junk)}-{good}.jsonl"
+    path.write_bytes(b"\n".join(lines + junk) + b"\n")
+    with Store(tmp_path / f"fuzz-{len(junk)}-{good}-{abs(hash(tuple(junk)))}.duckdb") as store:
+        report = ingest([path], store)
+        assert report.reconciled
+        assert report.stored == good
+        blank = sum(1 for j in junk if not j.strip())
+        assert report.read == good + len(junk) - blank
+        assert report.quarantined == len(junk) - blank
