@@ -74,7 +74,8 @@ def ingest(
         with Progress(*columns, console=errors, transient=True) as bar:
             task = bar.add_task("ingest", total=total)
             report = run_ingest(files, store, progress=lambda n: bar.advance(task, n))
-    table = Table(title=f"ingest {report.ingest_id}", show_header=False)
+    console.print(f"[bold]ingest[/] {report.ingest_id}")
+    table = Table(show_header=False)
     for label, value in (
         ("files", report.files),
         ("read", report.read),
