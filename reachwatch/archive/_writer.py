@@ -51,10 +51,15 @@ class ArchiveWriter:
         self.level = level
         self._pending: dict[str, _Pending] = {}
         self._dirs: set[Path] = set()
+        self._paths: dict[tuple[datetime, str, str], str] = {}
 
     def add(self, start_time: datetime, probe_cc: str, test_name: str, data: bytes) -> str:
         """Queue one measurement; returns its file (the member offset is known at flush)."""
-        path = partition_path(start_time, probe_cc, test_name, self.run_id)
+        hour = start_time.replace(minute=0, second=0, microsecond=0)
+        path = self._paths.get((hour, probe_cc, test_name))
+        if path is None:
+            path = partition_path(start_time, probe_cc, test_name, self.run_id)
+            self._paths[(hour, probe_cc, test_name)] = path
         self._pending.setdefault(path, _Pending()).lines.append(data)
         return path
 

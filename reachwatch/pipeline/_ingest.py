@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from os import PathLike
 from typing import Any
 
@@ -253,10 +254,10 @@ _ARROW_TYPES = {
 def _table(columns: dict[str, str], rows: list[Any]) -> pa.Table:
     """Rows (tuples in the schema's column order) -> an Arrow table of the schema's types."""
     names = list(columns)
-    data = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     arrays = [
-        pa.array(values, type=_ARROW_TYPES[kind.split()[0]])
-        for values, kind in zip(data, columns.values(), strict=True)
+        # one C-level pass per column: several times faster than zip(*rows) on many rows
+        pa.array(list(map(itemgetter(i), rows)), type=_ARROW_TYPES[kind.split()[0]])
+        for i, kind in enumerate(columns.values())
     ]
     return pa.Table.from_arrays(arrays, names=names)
 
