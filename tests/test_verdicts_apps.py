@@ -301,3 +301,18 @@ def test_psiphon_openvpn_riseupvpn() -> None:
 def test_known_broken_probe_versions_give_errors() -> None:
     (v,) = verdicts_of(parse_measurement(sample("torsf_383.json")))
     assert v.verdict == "error"
+
+
+def test_telegram_web_client_address_is_not_a_data_centre() -> None:
+    keys = {
+        "tcp_connect": [
+            tcp("149.154.175.50", 443, "generic_timeout_error"),
+            tcp("149.154.167.99", 443),
+        ],
+        "queries": [query("web.telegram.org", ["149.154.167.99"])],
+        "tls_handshakes": [tls("149.154.167.99:443", "web.telegram.org")],
+        "requests": [request("https://web.telegram.org/")],
+    }
+    verdicts = judge("telegram", keys)
+    assert pair(verdicts["telegram/messaging"]) == ("blocked", "tcp.timeout")
+    assert pair(verdicts["telegram/web"]) == ("ok", None)

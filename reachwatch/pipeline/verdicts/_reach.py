@@ -25,6 +25,7 @@ class Reach:
     where: str = ""
     attempted: bool = True
     technique_hint: str | None = None  # when the failure is a judgement, not an OONI string
+    ip: str | None = None  # the endpoint's address, when one TCP endpoint was tried
 
     @property
     def technique(self) -> str:
@@ -120,9 +121,11 @@ def reach_endpoints(keys: Primitives, ports: set[int] | None = None) -> list[Rea
         where = f"connect to {connect.ip}:{connect.port}"
         status = connect.status
         if status and status.success:
-            out.append(Reach(True, where=where))
+            out.append(Reach(True, where=where, ip=connect.ip))
         else:
-            out.append(Reach(False, "tcp", status.failure if status else None, where))
+            out.append(
+                Reach(False, "tcp", status.failure if status else None, where, ip=connect.ip)
+            )
     return out
 
 

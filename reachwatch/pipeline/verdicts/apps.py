@@ -48,10 +48,6 @@ def _feature(target: str, reaches: list[Reach], rule: str, says: str | None) -> 
     tried = [r for r in reaches if r.attempted]
     if not tried:
         return error(target, "no endpoint of this feature was measured", says)
-    return _judge(target, tried, rule, says)
-
-
-def _judge(target: str, tried: list[Reach], rule: str, says: str | None) -> Verdict:
     failed = [r for r in tried if not r.reached]
     reached = len(tried) - len(failed)
     if (rule == "any" and reached) or (rule == "each" and not failed):
@@ -77,7 +73,7 @@ def whatsapp(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
         if WHATSAPP_CHAT.match((query.hostname or "").lower())
         for ip in addresses_of(keys, (query.hostname or "").lower())
     }
-    chat = [r for r in reach_endpoints(keys, {443, 5222}) if _ip_of(r) in chat_ips]
+    chat = [r for r in reach_endpoints(keys, {443, 5222}) if r.ip in chat_ips]
     if not chat:  # no chat address resolved: the lookups tell why
         chat = [
             reach_host(keys, (q.hostname or "").lower(), via_http=False)
@@ -103,7 +99,8 @@ def telegram(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     keys = pm.keys
     if not isinstance(keys, TelegramKeys):
         return [error("telegram/messaging", "test_keys are missing")]
-    centres = [r for r in reach_endpoints(keys, {80, 443}) if not _ip_of(r).startswith("[")]
+    web_ips = addresses_of(keys, "web.telegram.org")  # the web client is not a data centre
+    centres = [r for r in reach_endpoints(keys, {80, 443}) if r.ip not in web_ips]
     web = [reach_host(keys, "web.telegram.org")]
     says_tcp = (
         None
@@ -222,10 +219,6 @@ def stunreachability(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]
             blocked(target, "udp.timeout", f"the binding request got no answer ({keys.failure})")
         ]
     return [error(target, f"the test failed: {keys.failure}")]
-
-
-def _ip_of(reach: Reach) -> str:
-    return reach.where.removeprefix("connect to ").rpartition(":")[0]
 
 
 def _version(text: str | None) -> tuple[int, ...]:
