@@ -316,3 +316,13 @@ def test_telegram_web_client_address_is_not_a_data_centre() -> None:
     verdicts = judge("telegram", keys)
     assert pair(verdicts["telegram/messaging"]) == ("blocked", "tcp.timeout")
     assert pair(verdicts["telegram/web"]) == ("ok", None)
+
+
+def test_an_unexpected_reply_still_shows_the_host_is_reachable() -> None:
+    keys = whatsapp_keys([tcp("157.240.1.1", 5222)])
+    keys["requests"][0] = {
+        "request": {"url": "https://v.whatsapp.net/v2/register"},
+        "failure": "http_unexpected_status_code",
+        "response": {"code": 403, "body": ""},
+    }
+    assert judge("whatsapp", keys)["whatsapp/registration"].verdict == "ok"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ...model import DNSQuery, Primitives, TCPConnect, TLSHandshake
-from ._common import technique_for
+from ._common import is_network_failure, technique_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,12 @@ def reach_host(keys: Primitives, host: str, *, via_http: bool = True) -> Reach:
             r for r in keys.requests or () if url_host(r.request.url if r.request else None) == host
         ]
         for transaction in transactions:
-            if transaction.failure is None and transaction.response is not None:
+            response = transaction.response
+            answered = response is not None and (response.code or 0) > 0
+            # a reply the probe did not expect (status, redirect) still came from the host
+            if (transaction.failure is None and response is not None) or (
+                answered and not is_network_failure(transaction.failure or "")
+            ):
                 return Reach(True, where=host)
     else:
         transactions = []
