@@ -75,7 +75,7 @@ def read_records(
     source = str(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115
-        stream = cast(IO[bytes], io.BufferedReader(_Gunzip(raw), 1 << 16) if compressed else raw)
+        stream = cast(IO[bytes], io.BufferedReader(_Gunzip(raw), 1 << 20) if compressed else raw)
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     with stream:
