@@ -1,6 +1,7 @@
 """Measurement -> verdicts: one per target, `ok | blocked | down | error`, with a technique.
 
-Each experiment has its own rule, in its own module; `verdicts_of` dispatches on test_name.
+Each experiment has its own rule (one module per family: web, apps, circumvention, generic);
+`verdicts_of` dispatches on test_name.
 """
 
 from __future__ import annotations
