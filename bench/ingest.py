@@ -62,6 +62,26 @@ def phase_parse(files: list[Path]) -> dict[str, float]:
     return {"count": count, "bytes": size, **_usage(start, cpu0)}
 
 
+def phase_stage(files: list[Path], stage: str) -> dict[str, float]:
+    """The ingest's own first stages alone: read (inflate, split), + typed parse, + analysis."""
+    from reachwatch.archive import read_records
+    from reachwatch.model import parse_measurement
+    from reachwatch.pipeline._ingest import _analyse
+    from reachwatch.pipeline.fingerprints import default_fingerprints
+
+    fps = default_fingerprints()
+    start, cpu0 = time.perf_counter(), _cpu()
+    count = 0
+    for path in files:
+        for record in read_records(path):
+            count += 1
+            if stage != "read":
+                pm = parse_measurement(record.data)
+                if stage == "analyse":
+                    _analyse(record, pm, fps)
+    return {"count": count, **_usage(start, cpu0)}
+
+
 def phase_ingest(files: list[Path], db: Path) -> dict[str, float]:
     from reachwatch.pipeline import ingest
     from reachwatch.store import Store
@@ -93,14 +113,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1, help="spread the measurements over days")
-    parser.add_argument("--phase", choices=["parse", "ingest"])
+    parser.add_argument("--phase", choices=["parse", "ingest", "read", "typed", "analyse"])
+    parser.add_argument(
+        "--stages", action="store_true", help="also time the ingest's stages one by one"
+    )
     parser.add_argument("--db", type=Path, default=OUT / "bench.duckdb")
     parser.add_argument("files", nargs="*", type=Path)
     args = parser.parse_args(argv)
     if args.phase:  # inside the child process
-        result = (
-            phase_parse(args.files) if args.phase == "parse" else phase_ingest(args.files, args.db)
-        )
+        if args.phase == "parse":
+            result = phase_parse(args.files)
+        elif args.phase == "ingest":
+            result = phase_ingest(args.files, args.db)
+        else:
+            result = phase_stage(args.files, args.phase)
         print(json.dumps(result))
         return
 
@@ -135,6 +161,25 @@ def main(argv: list[str] | None = None) -> None:
         ("observations, verdicts", f"{run['observations']:,}, {run['verdicts']:,}"),
         ("quarantined", f"{run['quarantined']:,}"),
     ]
+    if args.stages:
+        previous = 0.0
+        for stage, label in (
+            ("read", "read: inflate and split lines"),
+            ("typed", "+ decode into typed measurements"),
+            ("analyse", "+ observations and verdicts"),
+        ):
+            result = _child(stage, files, db)
+            per = result["cpu_s"] / result["count"] * 1e6
+            rows.append((label, f"{per:,.0f} us/msmt (+{per - previous:,.0f})"))
+            previous = per
+        whole = run["cpu_s"] / run["count"] * 1e6
+        rows.append(
+            (
+                "+ archive and store (whole ingest)",
+                f"{whole:,.0f} us/msmt (+{whole - previous:,.0f})",
+            )
+        )
+        rows.append(("orjson parse only", f"{parse['cpu_s'] / parse['count'] * 1e6:,.0f} us/msmt"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
