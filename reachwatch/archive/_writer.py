@@ -72,7 +72,7 @@ class ArchiveWriter:
             if target.parent not in self._dirs:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._dirs.add(target.parent)
-            member = _gzip_member(b"\n".join(pending.lines) + b"\n", self.level)
+            member = _gzip_member(b"\n".join([*pending.lines, b""]), self.level)  # one copy
             with open(target, "ab") as out:
                 offsets[rel] = out.tell()
                 out.write(member)
