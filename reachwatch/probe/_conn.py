@@ -1,0 +1,116 @@
+"""TCP connect and TLS handshake, each bounded by a timeout and recorded in OONI's format."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+from dataclasses import dataclass
+
+from ._failures import failure_of
+from ._trace import Trace, endpoint
+
+CONNECT_TIMEOUT = 10.0
+TLS_TIMEOUT = 10.0
+
+
+@dataclass
+class Conn:
+    """An open connection and the transaction its operations are recorded under."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    ip: str
+    port: int
+    tid: int
+    secure: bool = False
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+
+
+async def tcp_connect(
+    trace: Trace, ip: str, port: int, *, timeout: float = CONNECT_TIMEOUT
+) -> tuple[Conn | None, str | None]:
+    tid, t0 = trace.transaction(), trace.now()
+    failure = None
+    conn = None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+        conn = Conn(reader, writer, ip, port, tid)
+    except Exception as exc:
+        failure = failure_of(exc)
+    trace.tcp_connect.append(
+        {
+            "ip": ip,
+            "port": port,
+            "status": {"blocked": None, "failure": failure, "success": failure is None},
+            "t0": t0,
+            "t": trace.now(),
+            "transaction_id": tid,
+        }
+    )
+    trace.event("connect", t0, address=endpoint(ip, port), failure=failure, tid=tid)
+    return conn, failure
+
+
+def tls_context(*, verify: bool = True, cafile: str | None = None) -> ssl.SSLContext:
+    """The client context: the system's roots (or `cafile`, e.g. a lab CA), or no checks."""
+    context = ssl.create_default_context(cafile=cafile)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def tls_handshake(
+    trace: Trace,
+    conn: Conn,
+    server_name: str,
+    *,
+    alpn: list[str] | None = None,
+    context: ssl.SSLContext | None = None,
+    timeout: float = TLS_TIMEOUT,
+) -> str | None:
+    """Upgrade `conn` to TLS with this SNI; returns the failure, None on success."""
+    context = context or tls_context()
+    alpn = alpn or ["http/1.1"]
+    context.set_alpn_protocols(alpn)
+    t0 = trace.now()
+    failure = None
+    try:
+        await asyncio.wait_for(conn.writer.start_tls(context, server_hostname=server_name), timeout)
+        conn.secure = True
+    except Exception as exc:
+        failure = failure_of(exc)
+    certificates = []
+    version = cipher = negotiated = None
+    tls = conn.writer.get_extra_info("ssl_object") if failure is None else None
+    if isinstance(tls, ssl.SSLObject):
+        leaf = tls.getpeercert(binary_form=True)
+        if leaf:
+            certificates.append({"format": "base64", "data": base64.b64encode(leaf).decode()})
+        version = tls.version()
+        cipher = (tls.cipher() or (None,))[0]
+        negotiated = tls.selected_alpn_protocol()
+    trace.tls_handshakes.append(
+        {
+            "network": "tcp",
+            "address": endpoint(conn.ip, conn.port),
+            "server_name": server_name,
+            "alpn": alpn,
+            "failure": failure,
+            "negotiated_protocol": negotiated,
+            "no_tls_verify": context.verify_mode == ssl.CERT_NONE,
+            "peer_certificates": certificates or None,
+            "tls_version": version,
+            "cipher_suite": cipher,
+            "t0": t0,
+            "t": trace.now(),
+            "transaction_id": conn.tid,
+        }
+    )
+    return failure

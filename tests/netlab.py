@@ -1,0 +1,149 @@
+"""Real servers on loopback for the probe's tests: a DNS server that answers, lies, says NXDOMAIN
+or stays silent; web servers that serve, reset, hang or serve a blockpage, with or without TLS
+from a test CA. Nothing here leaves 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import cast
+
+import dns.message
+import dns.rcode
+import dns.rrset
+import trustme
+
+LOOPBACK = "127.0.0.1"
+PAGE = (
+    b"<html><head><title>Example Domain Page</title></head><body>" + b"x" * 800 + b"</body></html>"
+)
+# OONI's fingerprint ooni.it_0 (a national blockpage) matches this body
+BLOCKPAGE = b"<html><head><title>Stop</title></head><body>GdF Stop Page</body></html>"
+
+
+class _DNSProtocol(asyncio.DatagramProtocol):
+    def __init__(self, zone: dict[str, str | list[str]]) -> None:
+        self.zone = zone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        name = query.question[0].name.to_text().rstrip(".")
+        rule = self.zone.get(name, "NXDOMAIN")
+        if rule == "SILENT" or self.transport is None:
+            return
+        reply = dns.message.make_response(query)
+        if rule == "NXDOMAIN":
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        elif rule == "SERVFAIL":
+            reply.set_rcode(dns.rcode.SERVFAIL)
+        elif isinstance(rule, list):
+            reply.answer.append(dns.rrset.from_text(name + ".", 60, "IN", "A", *rule))
+        self.transport.sendto(reply.to_wire(), addr)
+
+
+@asynccontextmanager
+async def dns_server(zone: dict[str, str | list[str]]) -> AsyncIterator[str]:
+    """A resolver on loopback; yields its "ip:port"."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _DNSProtocol(zone), local_addr=(LOOPBACK, 0)
+    )
+    try:
+        yield f"{LOOPBACK}:{transport.get_extra_info('sockname')[1]}"
+    finally:
+        transport.close()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+        return b""
+
+
+def _reply(status: str, body: bytes, extra: str = "") -> bytes:
+    head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nContent-Type: text/html\r\n"
+    return (head + extra + "Connection: close\r\n\r\n").encode() + body
+
+
+async def _handle(mode: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        request = await _read_request(reader)
+        if mode == "reset":
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+            return
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        if mode.startswith("redirect:"):
+            target = mode.split(":", 1)[1]
+            writer.write(_reply("302 Found", b"", f"Location: {target}\r\n"))
+        elif mode == "blockpage":
+            writer.write(_reply("200 OK", BLOCKPAGE))
+        elif request:
+            writer.write(_reply("200 OK", PAGE))
+        await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+
+
+@asynccontextmanager
+async def web_server(mode: str = "page", tls: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+    """An HTTP(S) server on loopback in one `mode`; yields its port."""
+    server = await asyncio.start_server(
+        lambda r, w: _handle(mode, r, w), LOOPBACK, 0, ssl=tls,
+        ssl_handshake_timeout=5 if tls else None,
+    )  # fmt: skip
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+class LabCA:
+    """A CA of our own: server contexts for names, and the CA file a client trusts."""
+
+    def __init__(self, directory: Path) -> None:
+        self.ca = trustme.CA()
+        self.ca_file = str(directory / "test-ca.pem")
+        self.ca.cert_pem.write_to_path(self.ca_file)
+
+    def server_context(self, *names: str) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert(*names).configure_cert(context)
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+
+@asynccontextmanager
+async def black_hole() -> AsyncIterator[int]:
+    """A loopback port whose SYNs go unanswered: a listener with a full backlog that never
+    accepts, which is what an IP blackhole looks like to a connecting client."""
+    listener = socket.socket()
+    listener.bind((LOOPBACK, 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex((LOOPBACK, port))
+        fillers.append(filler)
+    await asyncio.sleep(0.05)
+    try:
+        yield port
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()

@@ -1,0 +1,226 @@
+"""The probe's primitives against real servers on loopback: what each records, and OONI's
+failure string for each way a censor (or a broken server) can stop it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from reachwatch.probe import (
+    Trace,
+    fetch,
+    http_get,
+    lookup_getaddrinfo,
+    lookup_udp,
+    tcp_connect,
+    tls_context,
+    tls_handshake,
+)
+
+from .netlab import BLOCKPAGE, LOOPBACK, PAGE, LabCA, black_hole, dns_server, web_server
+
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> LabCA:
+    return LabCA(tmp_path_factory.mktemp("ca"))
+
+
+ZONE: dict[str, str | list[str]] = {
+    "example.test": ["93.184.216.34"],
+    "lied.test": ["10.10.34.36"],
+    "gone.test": "NXDOMAIN",
+    "broken.test": "SERVFAIL",
+    "silent.test": "SILENT",
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "addrs", "failure"),
+    [
+        ("example.test", ["93.184.216.34"], None),
+        ("lied.test", ["10.10.34.36"], None),
+        ("gone.test", [], "dns_nxdomain_error"),
+        ("broken.test", [], "dns_servfail_error"),
+        ("silent.test", [], "generic_timeout_error"),
+    ],
+)
+def test_dns_over_udp(name: str, addrs: list[str], failure: str | None) -> None:
+    async def go() -> tuple[Trace, list[str], str | None]:
+        trace = Trace()
+        async with dns_server(ZONE) as resolver:
+            found, why = await lookup_udp(trace, name, resolver, timeout=0.5)
+        return trace, found, why
+
+    trace, found, why = run(go())
+    assert (found, why) == (addrs, failure)
+    (query,) = trace.queries
+    assert query["engine"] == "udp" and query["hostname"] == name and query["failure"] == failure
+    assert 0 <= query["t0"] <= query["t"]
+    if failure == "generic_timeout_error":
+        assert query["t"] - query["t0"] < 2  # bounded by the timeout, not the resolver
+
+
+def test_getaddrinfo_uses_the_system_resolver() -> None:
+    trace = Trace()
+    addrs, failure = run(lookup_getaddrinfo(trace, "localhost", timeout=5))
+    assert failure is None and "127.0.0.1" in addrs
+    assert trace.queries[0]["engine"] == "getaddrinfo"
+
+
+def test_tcp_connect_success_refused_and_timeout() -> None:
+    async def go() -> Trace:
+        trace = Trace()
+        async with web_server() as port:
+            conn, failure = await tcp_connect(trace, LOOPBACK, port)
+            assert failure is None and conn is not None
+            await conn.close()
+        closed = port  # the server is gone: its port now refuses
+        _, failure = await tcp_connect(trace, LOOPBACK, closed)
+        assert failure == "connection_refused"
+        async with black_hole() as silent:  # SYNs dropped: bounded by the timeout
+            started = time.perf_counter()
+            _, failure = await tcp_connect(trace, LOOPBACK, silent, timeout=0.5)
+            assert failure == "generic_timeout_error"
+            assert time.perf_counter() - started < 2
+        return trace
+
+    trace = run(go())
+    statuses = [(e["status"]["success"], e["status"]["failure"]) for e in trace.tcp_connect]
+    assert statuses[0] == (True, None)
+    assert statuses[1] == (False, "connection_refused")
+    assert [e["operation"] for e in trace.network_events] == ["connect"] * 3
+
+
+@pytest.mark.parametrize(
+    ("sni", "trusted", "failure"),
+    [
+        ("example.test", True, None),
+        ("wrong.test", True, "ssl_invalid_hostname"),
+        ("example.test", False, "ssl_unknown_authority"),
+    ],
+)
+def test_tls_handshake(ca: LabCA, sni: str, trusted: bool, failure: str | None) -> None:
+    async def go() -> Trace:
+        trace = Trace()
+        async with web_server(tls=ca.server_context("example.test")) as port:
+            conn, _ = await tcp_connect(trace, LOOPBACK, port)
+            assert conn is not None
+            context = tls_context(cafile=ca.ca_file if trusted else None)
+            assert await tls_handshake(trace, conn, sni, context=context) == failure
+            await conn.close()
+        return trace
+
+    (handshake,) = run(go()).tls_handshakes
+    assert handshake["failure"] == failure and handshake["server_name"] == sni
+    if failure is None:
+        assert handshake["tls_version"].startswith("TLS")
+        assert handshake["negotiated_protocol"] == "http/1.1"
+        assert handshake["peer_certificates"][0]["format"] == "base64"
+
+
+def test_tls_to_a_server_that_resets(ca: LabCA) -> None:
+    async def go() -> str | None:
+        trace = Trace()
+        async with web_server("reset") as port:  # plain TCP that resets: no ServerHello
+            conn, _ = await tcp_connect(trace, LOOPBACK, port)
+            assert conn is not None
+            conn.writer.write(b"GET / HTTP/1.1\r\n\r\n")  # the server resets after a request
+            return await tls_handshake(trace, conn, "example.test", timeout=3)
+
+    assert run(go()) in ("connection_reset", "eof_error")
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "body", "failure"),
+    [
+        ("page", 200, PAGE, None),
+        ("blockpage", 200, BLOCKPAGE, None),
+        ("reset", 0, b"", "connection_reset"),
+        ("hang", 0, b"", "generic_timeout_error"),
+    ],
+)
+def test_http_get(mode: str, status: int, body: bytes, failure: str | None) -> None:
+    async def go() -> tuple[Trace, Any, str | None, float]:
+        trace = Trace()
+        async with web_server(mode) as port:
+            conn, _ = await tcp_connect(trace, LOOPBACK, port)
+            assert conn is not None
+            started = time.perf_counter()
+            response, why = await http_get(trace, conn, f"http://{LOOPBACK}:{port}/", timeout=0.5)
+            await conn.close()
+            return trace, response, why, time.perf_counter() - started
+
+    trace, response, why, took = run(go())
+    assert (response.status, response.body, why) == (status, body, failure)
+    (request,) = trace.requests
+    assert request["failure"] == failure and request["response"]["code"] == status
+    assert request["request"]["method"] == "GET"
+    assert took < 3  # a hanging server costs the timeout, no more
+
+
+def test_http_get_truncates_at_the_body_limit() -> None:
+    async def go() -> Any:
+        trace = Trace()
+        async with web_server() as port:
+            conn, _ = await tcp_connect(trace, LOOPBACK, port)
+            assert conn is not None
+            response, _ = await http_get(trace, conn, f"http://{LOOPBACK}:{port}/", body_limit=100)
+            await conn.close()
+            return response
+
+    response = run(go())
+    assert response.truncated and len(response.body) == 100
+
+
+def test_fetch_follows_redirects_and_stops_after_ten(tmp_path: Path) -> None:
+    async def go() -> tuple[Any, Any, Trace]:
+        trace = Trace()
+        async with web_server() as final, web_server(f"redirect:http://{LOOPBACK}:{final}/") as hop:
+            followed = await fetch(trace, f"http://{LOOPBACK}:{hop}/", timeout=3)
+        async with web_server("redirect:/again") as loop_port:
+            endless = await fetch(Trace(), f"http://{LOOPBACK}:{loop_port}/", timeout=3)
+        return followed, endless, trace
+
+    followed, endless, trace = run(go())
+    assert followed.failure is None and followed.response.status == 200
+    assert followed.response.body == PAGE
+    assert len(trace.archival()["requests"]) == 2
+    assert trace.archival()["requests"][0]["response"]["code"] == 200  # newest first, as OONI
+    assert endless.failure == "unknown_failure: stopped after too many redirects"
+
+
+def test_what_the_primitives_record_reads_back_as_an_ooni_measurement(ca: LabCA) -> None:
+    async def go() -> Trace:
+        trace = Trace()
+        async with dns_server(ZONE) as resolver:
+            await lookup_udp(trace, "example.test", resolver, timeout=0.5)
+        async with web_server(tls=ca.server_context("example.test")) as port:
+            conn, _ = await tcp_connect(trace, LOOPBACK, port)
+            assert conn is not None
+            await tls_handshake(trace, conn, "example.test", context=tls_context(cafile=ca.ca_file))
+            await http_get(trace, conn, f"https://example.test:{port}/")
+            await conn.close()
+        return trace
+
+    from reachwatch.model import parse_measurement
+    from reachwatch.pipeline import observations_of
+
+    from .conftest import dumps, measurement
+
+    keys = run(go()).archival()
+    pm = parse_measurement(dumps(measurement("urlgetter", {**keys, "failure": None})))
+    kinds = [row.kind for row in observations_of(pm)]
+    assert kinds == ["dns", "tcp", "tls", "http"]
+    http = observations_of(pm)[-1]
+    assert (http.http_status, http.http_body_length) == (200, len(PAGE))
