@@ -75,7 +75,11 @@ def _reply(status: str, body: bytes, extra: str = "") -> bytes:
     return (head + extra + "Connection: close\r\n\r\n").encode() + body
 
 
-async def _handle(mode: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _handle(
+    mode: str, only_for: str | None, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    if only_for is not None and writer.get_extra_info("peername")[0] != only_for:
+        mode = "page"  # the censor acts only on the probe's traffic
     try:
         request = await _read_request(reader)
         if mode == "reset":
@@ -100,10 +104,13 @@ async def _handle(mode: str, reader: asyncio.StreamReader, writer: asyncio.Strea
 
 
 @asynccontextmanager
-async def web_server(mode: str = "page", tls: ssl.SSLContext | None = None) -> AsyncIterator[int]:
-    """An HTTP(S) server on loopback in one `mode`; yields its port."""
+async def web_server(
+    mode: str = "page", tls: ssl.SSLContext | None = None, only_for: str | None = None
+) -> AsyncIterator[int]:
+    """An HTTP(S) server on loopback in one `mode` (for every client, or only for clients from
+    `only_for`: a censor on the probe's path); yields its port."""
     server = await asyncio.start_server(
-        lambda r, w: _handle(mode, r, w), LOOPBACK, 0, ssl=tls,
+        lambda r, w: _handle(mode, only_for, r, w), LOOPBACK, 0, ssl=tls,
         ssl_handshake_timeout=5 if tls else None,
     )  # fmt: skip
     try:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import pytest
 
 from reachwatch.probe import (
+    NetConfig,
     Trace,
     fetch,
     http_get,
@@ -187,9 +188,9 @@ def test_fetch_follows_redirects_and_stops_after_ten(tmp_path: Path) -> None:
     async def go() -> tuple[Any, Any, Trace]:
         trace = Trace()
         async with web_server() as final, web_server(f"redirect:http://{LOOPBACK}:{final}/") as hop:
-            followed = await fetch(trace, f"http://{LOOPBACK}:{hop}/", timeout=3)
+            followed = await fetch(trace, f"http://{LOOPBACK}:{hop}/", NetConfig(timeout=3))
         async with web_server("redirect:/again") as loop_port:
-            endless = await fetch(Trace(), f"http://{LOOPBACK}:{loop_port}/", timeout=3)
+            endless = await fetch(Trace(), f"http://{LOOPBACK}:{loop_port}/", NetConfig(timeout=3))
         return followed, endless, trace
 
     followed, endless, trace = run(go())

@@ -8,12 +8,13 @@ strings; every one is bounded by a timeout. Experiments are built from them.
 from ._conn import Conn, tcp_connect, tls_context, tls_handshake
 from ._dns import lookup_getaddrinfo, lookup_udp
 from ._failures import failure_of
-from ._http import Fetch, Response, fetch, http_get
+from ._http import Fetch, NetConfig, Response, fetch, http_get, resolve
 from ._trace import Trace
 
 __all__ = [
     "Conn",
     "Fetch",
+    "NetConfig",
     "Response",
     "Trace",
     "failure_of",
@@ -21,6 +22,7 @@ __all__ = [
     "http_get",
     "lookup_getaddrinfo",
     "lookup_udp",
+    "resolve",
     "tcp_connect",
     "tls_context",
     "tls_handshake",

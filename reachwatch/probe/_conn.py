@@ -33,13 +33,22 @@ class Conn:
 
 
 async def tcp_connect(
-    trace: Trace, ip: str, port: int, *, timeout: float = CONNECT_TIMEOUT
+    trace: Trace,
+    ip: str,
+    port: int,
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+    source: str | None = None,
 ) -> tuple[Conn | None, str | None]:
+    """Connect to ip:port, from the `source` address if given (an interface's, a tunnel's)."""
     tid, t0 = trace.transaction(), trace.now()
     failure = None
     conn = None
+    local = (source, 0) if source else None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), timeout)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(ip, port, local_addr=local), timeout
+        )
         conn = Conn(reader, writer, ip, port, tid)
     except Exception as exc:
         failure = failure_of(exc)

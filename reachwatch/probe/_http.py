@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import h11
+import orjson
 
 from ._conn import Conn, tcp_connect, tls_context, tls_handshake
-from ._dns import lookup_getaddrinfo
+from ._dns import lookup_getaddrinfo, lookup_udp
 from ._failures import failure_of
 from ._trace import Trace, endpoint, maybe_binary
 
@@ -111,6 +113,12 @@ async def _exchange(
     client = h11.Connection(our_role=h11.CLIENT)
     request = h11.Request(method="GET", target=target, headers=headers)
     conn.writer.write(client.send(request) + client.send(h11.EndOfMessage()))
+    await _read_response(conn, client, response, body_limit)
+
+
+async def _read_response(
+    conn: Conn, client: h11.Connection, response: Response, body_limit: int
+) -> None:
     await conn.writer.drain()
     chunks: list[bytes] = []
     size = 0
@@ -139,28 +147,52 @@ async def _exchange(
     response.body = b"".join(chunks)
 
 
+@dataclass(frozen=True)
+class NetConfig:
+    """How a probe or helper reaches the network: which resolver ("ip:port" over UDP, or the
+    system's), which source address, which CA file (the system's roots when None)."""
+
+    resolver: str | None = None
+    source: str | None = None
+    ca_file: str | None = None
+    timeout: float = HTTP_TIMEOUT
+
+
+async def resolve(trace: Trace, host: str, net: NetConfig) -> tuple[list[str], str | None]:
+    """Addresses for `host` through the configured resolver (an IP needs none)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if net.resolver:
+            return await lookup_udp(trace, host, net.resolver, timeout=net.timeout)
+        return await lookup_getaddrinfo(trace, host, timeout=net.timeout)
+    return [host], None
+
+
 async def fetch(
     trace: Trace,
     url: str,
+    net: NetConfig | None = None,
     *,
-    ca_file: str | None = None,
     max_redirects: int = MAX_REDIRECTS,
     body_limit: int = BODY_LIMIT,
-    timeout: float = HTTP_TIMEOUT,
 ) -> Fetch:
-    """GET `url` as a browser would: system DNS, the first address that connects, TLS for
-    https, and redirects (at most `max_redirects`)."""
+    """GET `url` as a browser would: DNS, the first address that connects, TLS for https, and
+    redirects (at most `max_redirects`)."""
+    net = net or NetConfig()
+    timeout = net.timeout
+    ca_file = net.ca_file
     for _hop in range(max_redirects + 1):
         parts = urlsplit(url)
         host = parts.hostname or ""
         secure = parts.scheme == "https"
         port = parts.port or (443 if secure else 80)
-        addrs, failure = await _resolve(trace, host)
+        addrs, failure = await resolve(trace, host, net)
         if failure is not None:
             return Fetch(url, failure=failure)
         conn = None
         for ip in addrs:
-            conn, failure = await tcp_connect(trace, ip, port, timeout=timeout)
+            conn, failure = await tcp_connect(trace, ip, port, timeout=timeout, source=net.source)
             if conn is not None:
                 break
         if conn is None:
@@ -188,9 +220,46 @@ async def fetch(
     return Fetch(url, failure="unknown_failure: stopped after too many redirects")
 
 
-async def _resolve(trace: Trace, host: str) -> tuple[list[str], str | None]:
+async def post_json(url: str, payload: Any, net: NetConfig | None = None) -> tuple[Any, str | None]:
+    """POST a JSON document (to a test helper) and decode the JSON reply; (reply, failure)."""
+    net = net or NetConfig()
+    trace = Trace()  # the control exchange is not part of the measurement
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    addrs, failure = await resolve(trace, parts.hostname or "", net)
+    if failure is not None or not addrs:
+        return None, failure or "dns_no_answer"
+    conn, failure = await tcp_connect(
+        trace, addrs[0], parts.port or (443 if secure else 80), timeout=net.timeout
+    )
+    if conn is None:
+        return None, failure
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return await lookup_getaddrinfo(trace, host)
-    return [host], None
+        if secure:
+            context = tls_context(cafile=net.ca_file)
+            failure = await tls_handshake(trace, conn, parts.hostname or "", context=context)
+            if failure is not None:
+                return None, failure
+        body = orjson.dumps(payload)
+        headers = [
+            ("Host", parts.netloc),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("User-Agent", "reachwatch"),
+        ]
+        client = h11.Connection(our_role=h11.CLIENT)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        request = h11.Request(method="POST", target=target, headers=headers)
+        conn.writer.write(client.send(request) + client.send(h11.Data(data=body))
+                          + client.send(h11.EndOfMessage()))  # fmt: skip
+        response = Response()
+        await asyncio.wait_for(_read_response(conn, client, response, BODY_LIMIT), net.timeout)
+        if response.status != 200:
+            return None, f"unknown_failure: the helper answered HTTP {response.status}"
+        return orjson.loads(response.body), None
+    except orjson.JSONDecodeError:
+        return None, "json_parse_error"
+    except Exception as exc:
+        return None, failure_of(exc)
+    finally:
+        await conn.close()

@@ -240,8 +240,8 @@ class _Analysis:
         diff = None
         if response is not None and control is not None and not outcome.verified_tls:
             diff = _http_diff(response, control)
-        # a page the control also got cannot be a blockpage: its body need not be scanned
-        same_page = outcome.verified_tls or (diff is not None and not diff[0])
+        # a page with the control's length or title is no blockpage: no need to scan its body
+        same_page = outcome.verified_tls or (diff is not None and diff.same_content)
         page = self._blockpage(scan_bodies=not same_page)
         if page is not None:
             if dns.state in ("bogon", "inconsistent"):
@@ -265,13 +265,13 @@ class _Analysis:
             return None
         return page
 
-    def _compare(self, response: HTTPResponse, dns: _DNS, diff: tuple[bool, str] | None) -> Verdict:
+    def _compare(self, response: HTTPResponse, dns: _DNS, diff: _Diff | None) -> Verdict:
         if diff is None:
             if dns.state in ("bogon", "inconsistent"):
                 return blocked("", f"dns.{dns.state}", dns.detail)
             return error("", "the control could not fetch the page: nothing to compare with")
-        differs, why = diff
-        if not differs:
+        why = diff.why
+        if not diff.differs:
             if dns.state == "inconsistent":
                 return ok("", f"same page as the control ({why}) although {dns.detail}")
             return ok("", f"same page as the control ({why})")
@@ -653,8 +653,15 @@ class _Analysis:
         return "http", f"request for {url}", None
 
 
-def _http_diff(response: HTTPResponse, control: ControlHTTP) -> tuple[bool, str]:
-    """OONI's comparison of a page with the control's; (differs, what matched or differed)."""
+@dataclass(frozen=True)
+class _Diff:
+    differs: bool  # OONI's http-diff decision
+    why: str  # what matched or differed, for the reason
+    same_content: bool  # the body's length or the title matches: no blockpage to look for
+
+
+def _http_diff(response: HTTPResponse, control: ControlHTTP) -> _Diff:
+    """OONI's comparison of a page with the control's."""
     code = response.code or 0
     control_code = control.status_code or 0
     status_match: bool | None = None
@@ -690,8 +697,9 @@ def _http_diff(response: HTTPResponse, control: ControlHTTP) -> tuple[bool, str]
         )
         if value
     ]
+    same_content = bool(status_match and (body_match or title_match))
     if status_match and matched:
-        return False, f"status {code} and {', '.join(matched)} match"
+        return _Diff(False, f"status {code} and {', '.join(matched)} match", same_content)
     differences = []
     if status_match is not True:
         differences.append(f"status {code} vs {control_code}")
@@ -701,7 +709,7 @@ def _http_diff(response: HTTPResponse, control: ControlHTTP) -> tuple[bool, str]
         differences.append("title")
     if headers_match is False:
         differences.append("no uncommon header in common")
-    return True, "; ".join(differences) or "nothing could be compared"
+    return _Diff(True, "; ".join(differences) or "nothing could be compared", same_content)
 
 
 def _private_redirect(response: HTTPResponse | None) -> str | None:
