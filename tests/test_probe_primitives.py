@@ -167,7 +167,7 @@ def test_http_get(mode: str, status: int, body: bytes, failure: str | None) -> N
     (request,) = trace.requests
     assert request["failure"] == failure and request["response"]["code"] == status
     assert request["request"]["method"] == "GET"
-    assert took < 3  # a hanging server costs the timeout, no more
+    assert took < 10  # a hanging server costs the timeout (0.5 s), not forever
 
 
 def test_http_get_truncates_at_the_body_limit() -> None:

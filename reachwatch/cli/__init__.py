@@ -187,6 +187,126 @@ def status(
         errors.print("no verdicts match")
 
 
+@app.command()
+def probe(
+    urls: Annotated[list[str] | None, typer.Argument(help="URLs to measure.")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input-file", help="A Citizen Lab test list (CSV).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Measurements at once.")] = 8,
+    output: Annotated[
+        Path, typer.Option(help="Where the OONI measurements go (JSONL, appended).")
+    ] = Path("measurements.jsonl"),
+    helper: Annotated[
+        str | None, typer.Option(help="Test helper URL (e.g. http://th.example:8780/).")
+    ] = None,
+    resolver: Annotated[
+        str | None, typer.Option(help="Resolve through IP:PORT over UDP, not the system's.")
+    ] = None,
+    cc: Annotated[str, typer.Option(help="The network's country code.")] = "ZZ",
+    asn: Annotated[str, typer.Option(help="The network's AS number, e.g. AS28707.")] = "AS0",
+    source_address: Annotated[
+        str | None, typer.Option(help="Connect from this local address (an interface's).")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Trust this CA file instead of the system's roots.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per operation.")] = 10.0,
+) -> None:
+    """Measure websites from this network (OONI's web_connectivity), with a control."""
+    import asyncio
+
+    from ..model import parse_asn
+    from ..probe import NetConfig
+    from ..probe.runner import Skipped, read_test_list, run, valid_targets
+    from ..probe.web_connectivity import ProbeContext
+
+    inputs = list(urls or [])
+    skipped: list[Skipped] = []
+    if input_file is not None:
+        listed, broken = read_test_list(input_file)
+        inputs += listed
+        skipped += broken
+    targets, invalid = valid_targets(inputs)
+    skipped += invalid
+    for item in skipped:
+        errors.print(f"skipped {item.input}: {item.reason}")
+    if not targets:
+        raise ReachwatchError("nothing to measure: give URLs or --input-file")
+    context = ProbeContext(
+        probe_cc=cc.upper(),
+        probe_asn=parse_asn(asn),
+        helper=helper,
+        net=NetConfig(
+            resolver=resolver,
+            source=source_address,
+            ca_file=str(ca_file) if ca_file else None,
+            timeout=timeout,
+        ),
+    )
+    results: list[tuple[str, str, str]] = []
+    with (
+        open(output, "ab") as out,
+        Progress(
+            TextColumn("[bold]probe"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeRemainingColumn(), console=errors, transient=True,
+        ) as bar,
+    ):  # fmt: skip
+        task = bar.add_task("probe", total=len(targets))
+
+        def done(measurement: dict[str, object]) -> None:
+            out.write(orjson.dumps(measurement) + b"\n")
+            out.flush()
+            verdict = measurement["test_keys"]["x_reachwatch"]  # type: ignore[index]
+            results.append(
+                (str(measurement["input"]), verdict["verdict"], verdict["technique"] or "")
+            )
+            bar.advance(task)
+
+        def failed(item: Skipped) -> None:
+            errors.print(f"not measured {item.input}: {item.reason}")
+            results.append((item.input, "error", ""))
+            bar.advance(task)
+
+        asyncio.run(
+            run(targets, context, concurrency=concurrency, on_measurement=done, on_failure=failed)
+        )
+    table = Table(title=f"{len(results)} measurements -> {output}")
+    for name in ("url", "verdict", "technique"):
+        table.add_column(name, overflow="fold")
+    for url, verdict, technique in sorted(results):
+        table.add_row(url, f"[{VERDICT_STYLE[verdict]}]{verdict}", technique)
+    console.print(table)
+
+
+@app.command(name="helper")
+def helper_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8780,
+    resolver: Annotated[
+        str | None, typer.Option(help="Resolve through IP:PORT over UDP, not the system's.")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Trust this CA file instead of the system's roots.")
+    ] = None,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per operation.")] = 10.0,
+) -> None:
+    """Serve the web connectivity control (OONI's test helper protocol) over HTTP."""
+    import asyncio
+
+    from ..probe import NetConfig
+    from ..probe.helper import serve
+
+    net = NetConfig(resolver=resolver, ca_file=str(ca_file) if ca_file else None, timeout=timeout)
+    errors.print(f"test helper on http://{host}:{port}/ (Ctrl-C stops it)")
+    try:
+        asyncio.run(serve(host, port, net))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise ReachwatchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def main() -> None:
     """Entry point: errors reachwatch raises on purpose become one clear line and exit code 2."""
     try:

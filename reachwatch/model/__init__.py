@@ -1,6 +1,12 @@
 """Typed OONI measurements: the base keys, each experiment's test_keys, and their primitives."""
 
-from ._measurement import Measurement, ParsedMeasurement, measurement_uid_for, parse_measurement
+from ._measurement import (
+    Measurement,
+    ParsedMeasurement,
+    measurement_uid_for,
+    parse_asn,
+    parse_measurement,
+)
 from ._netevents import (
     BinaryData,
     DNSAnswer,
@@ -67,6 +73,7 @@ __all__ = [
     "WhatsAppKeys",
     "length_of",
     "measurement_uid_for",
+    "parse_asn",
     "parse_measurement",
     "text_of",
 ]

@@ -73,7 +73,7 @@ def parse_measurement(data: bytes) -> ParsedMeasurement:
         raise InvalidMeasurement("invalid JSON: nesting too deep") from None
 
     start_time = _parse_time(base.measurement_start_time)
-    probe_asn = _parse_asn(base.probe_asn)
+    probe_asn = parse_asn(base.probe_asn)
     if not _CC.fullmatch(base.probe_cc):
         raise InvalidMeasurement(f"probe_cc {base.probe_cc!r} is not a two-letter country code")
     if not base.test_name:
@@ -141,7 +141,7 @@ def _parse_time(value: str) -> datetime:
     return parsed
 
 
-def _parse_asn(value: str | int) -> int:
+def parse_asn(value: str | int) -> int:
     if isinstance(value, int):
         if 0 <= value < 2**32:
             return value
