@@ -1,12 +1,12 @@
-"""`python -m bench NAME [args]`: run one benchmark (`ingest`)."""
+"""`python -m bench NAME [args]`: run one benchmark (`ingest`, `probe`)."""
 
 from __future__ import annotations
 
 import sys
 
-from . import ingest
+from . import ingest, probe
 
-BENCHMARKS = {"ingest": ingest.main}
+BENCHMARKS = {"ingest": ingest.main, "probe": probe.main}
 
 
 def main() -> None:
