@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +13,8 @@ import orjson
 import pytest
 
 from reachwatch.store import Store
+
+from .netlab import Lab
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "ooni"
@@ -55,3 +60,21 @@ def sample(name: str) -> bytes:
 
 def scenario(name: str) -> bytes:
     return (GENERATED / name / "measurement.json").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    """Loopback servers (pages, a censor on the probe's path, a resolver, the test helper)."""
+    with Lab() as running:
+        yield running
+
+
+def reachwatch(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The `reachwatch` command as a user runs it: a separate process."""
+    return subprocess.run(
+        [sys.executable, "-m", "reachwatch", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )

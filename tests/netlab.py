@@ -8,17 +8,22 @@ import asyncio
 import socket
 import ssl
 import struct
+import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import dns.message
 import dns.rcode
 import dns.rrset
 import trustme
 
+from reachwatch.probe import NetConfig
+from reachwatch.probe.helper import serve
+
 LOOPBACK = "127.0.0.1"
+PROBE_ADDRESS = "127.0.0.2"  # the probe connects from here; the helper from LOOPBACK
 PAGE = (
     b"<html><head><title>Example Domain Page</title></head><body>" + b"x" * 800 + b"</body></html>"
 )
@@ -154,3 +159,41 @@ async def black_hole() -> AsyncIterator[int]:
     finally:
         for sock in (*fillers, listener):
             sock.close()
+
+
+class Lab:
+    """Servers on loopback in a thread of their own, for commands run as separate processes."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.ports: dict[str, Any] = {}
+        self._ready = threading.Event()
+        self._stop: asyncio.Future[None] | None = None
+        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),))
+
+    async def _main(self) -> None:
+        self._stop = self.loop.create_future()
+        async with AsyncExitStack() as stack:
+            self.ports["page"] = await stack.enter_async_context(web_server())
+            self.ports["reset"] = await stack.enter_async_context(
+                web_server("reset", only_for=PROBE_ADDRESS)
+            )
+            zone = {"example.test": [LOOPBACK]}
+            self.ports["dns"] = await stack.enter_async_context(dns_server(zone))
+            started: asyncio.Future[int] = self.loop.create_future()
+            net = NetConfig(resolver=self.ports["dns"], timeout=2)
+            task = asyncio.create_task(serve(LOOPBACK, 0, net, started=started))
+            self.ports["helper"] = f"http://{LOOPBACK}:{await started}/"
+            self._ready.set()
+            await self._stop
+            task.cancel()
+
+    def __enter__(self) -> Lab:
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self.loop.call_soon_threadsafe(self._stop.set_result, None)
+        self._thread.join(10)

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 
-from .conftest import FASTPATH, SAMPLES
+from .conftest import FASTPATH, SAMPLES, reachwatch
 
 
 def run(
     *args: str, env: dict[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reachwatch", *args],
-        capture_output=True,
-        text=True,
-        check=check,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
+    done = reachwatch(*args, env=env)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,64 +12,11 @@ import orjson
 import pytest
 
 from reachwatch.probe import NetConfig
-from reachwatch.probe.helper import serve
 from reachwatch.probe.runner import Skipped, read_test_list, run, valid_targets
 from reachwatch.probe.web_connectivity import ProbeContext
 
-from .netlab import LOOPBACK, dns_server, web_server
-
-PROBE_ADDRESS = "127.0.0.2"
-
-
-class Lab:
-    """Servers on loopback in a thread of their own, for commands run as separate processes."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.ports: dict[str, Any] = {}
-        self._ready = threading.Event()
-        self._stop: asyncio.Future[None] | None = None
-        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self._main(),))
-
-    async def _main(self) -> None:
-        self._stop = self.loop.create_future()
-        async with AsyncExitStack() as stack:
-            self.ports["page"] = await stack.enter_async_context(web_server())
-            self.ports["reset"] = await stack.enter_async_context(
-                web_server("reset", only_for=PROBE_ADDRESS)
-            )
-            zone = {"example.test": [LOOPBACK]}
-            self.ports["dns"] = await stack.enter_async_context(dns_server(zone))
-            started: asyncio.Future[int] = self.loop.create_future()
-            net = NetConfig(resolver=self.ports["dns"], timeout=2)
-            task = asyncio.create_task(serve(LOOPBACK, 0, net, started=started))
-            self.ports["helper"] = f"http://{LOOPBACK}:{await started}/"
-            self._ready.set()
-            await self._stop
-            task.cancel()
-
-    def __enter__(self) -> Lab:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self.loop.call_soon_threadsafe(self._stop.set_result, None)
-        self._thread.join(10)
-
-
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    with Lab() as running:
-        yield running
-
-
-def reachwatch(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reachwatch", *args],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
+from .conftest import reachwatch
+from .netlab import LOOPBACK, PROBE_ADDRESS, Lab, web_server
 
 
 def test_probe_command_measures_writes_and_summarises(lab: Lab, tmp_path: Path) -> None:
@@ -117,9 +60,9 @@ def test_probe_without_anything_valid_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_helper_command_serves_the_control(lab: Lab) -> None:
     async def ask(url: str) -> Any:
-        from reachwatch.probe._http import post_json
+        from reachwatch.probe._http import request_json
 
-        return await post_json(url, {"http_request": f"http://{LOOPBACK}:{lab.ports['page']}/"})
+        return await request_json(url, {"http_request": f"http://{LOOPBACK}:{lab.ports['page']}/"})
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "reachwatch", "helper", "--port", "0", "--host", LOOPBACK],
@@ -140,9 +83,9 @@ def test_helper_command_serves_the_control(lab: Lab) -> None:
 
 
 def test_helper_refuses_bad_requests_with_a_reason(lab: Lab) -> None:
-    from reachwatch.probe._http import post_json
+    from reachwatch.probe._http import request_json
 
-    reply, failure = asyncio.run(post_json(lab.ports["helper"], {"http_request": "ftp://x/"}))
+    reply, failure = asyncio.run(request_json(lab.ports["helper"], {"http_request": "ftp://x/"}))
     assert reply is None and failure == "unknown_failure: the helper answered HTTP 400"
 
 

@@ -42,6 +42,16 @@ DbOption = Annotated[
 ]
 
 
+# the options the probe and the test helper share: how they reach the network
+ResolverOption = Annotated[
+    str | None, typer.Option(help="Resolve through IP:PORT over UDP, not the system's.")
+]
+CAFileOption = Annotated[
+    Path | None, typer.Option(help="Trust this CA file instead of the system's roots.")
+]
+TimeoutOption = Annotated[float, typer.Option(min=0.1, help="Seconds per operation.")]
+
+
 class TableFormat(StrEnum):
     table = "table"
     jsonl = "jsonl"
@@ -200,25 +210,26 @@ def probe(
     helper: Annotated[
         str | None, typer.Option(help="Test helper URL (e.g. http://th.example:8780/).")
     ] = None,
-    resolver: Annotated[
-        str | None, typer.Option(help="Resolve through IP:PORT over UDP, not the system's.")
+    resolver: ResolverOption = None,
+    cc: Annotated[
+        str | None, typer.Option(help="The network's country code (default: looked up).")
     ] = None,
-    cc: Annotated[str, typer.Option(help="The network's country code.")] = "ZZ",
-    asn: Annotated[str, typer.Option(help="The network's AS number, e.g. AS28707.")] = "AS0",
+    asn: Annotated[
+        str | None, typer.Option(help="The network's AS number, e.g. AS28707 (default: looked up).")
+    ] = None,
     source_address: Annotated[
         str | None, typer.Option(help="Connect from this local address (an interface's).")
     ] = None,
-    ca_file: Annotated[
-        Path | None, typer.Option(help="Trust this CA file instead of the system's roots.")
-    ] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per operation.")] = 10.0,
+    ca_file: CAFileOption = None,
+    timeout: TimeoutOption = 10.0,
 ) -> None:
     """Measure websites from this network (OONI's web_connectivity), with a control."""
     import asyncio
 
     from ..model import parse_asn
     from ..probe import NetConfig
-    from ..probe.runner import Skipped, read_test_list, run, valid_targets
+    from ..probe._geo import IPDatabase, Network
+    from ..probe.runner import Skipped, locate, read_test_list, run, valid_targets
     from ..probe.web_connectivity import ProbeContext
 
     inputs = list(urls or [])
@@ -233,17 +244,24 @@ def probe(
         errors.print(f"skipped {item.input}: {item.reason}")
     if not targets:
         raise ReachwatchError("nothing to measure: give URLs or --input-file")
-    context = ProbeContext(
-        probe_cc=cc.upper(),
-        probe_asn=parse_asn(asn),
-        helper=helper,
-        net=NetConfig(
-            resolver=resolver,
-            source=source_address,
-            ca_file=str(ca_file) if ca_file else None,
-            timeout=timeout,
-        ),
+    net = NetConfig(
+        resolver=resolver,
+        source=source_address,
+        ca_file=str(ca_file) if ca_file else None,
+        timeout=timeout,
     )
+    network = Network()
+    if cc is None and asn is None and helper:
+        network = asyncio.run(locate(helper, net, IPDatabase()))
+    context = ProbeContext(
+        probe_cc=network.cc if cc is None else cc.upper(),
+        probe_asn=network.asn if asn is None else parse_asn(asn),
+        network_name=network.name if cc is None and asn is None else None,
+        helper=helper,
+        net=net,
+    )
+    where = f"{context.probe_cc} AS{context.probe_asn} {context.network_name or ''}"
+    errors.print(f"measuring from {where.strip()}")
     results: list[tuple[str, str, str]] = []
     with (
         open(output, "ab") as out,
@@ -283,13 +301,9 @@ def probe(
 def helper_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8780,
-    resolver: Annotated[
-        str | None, typer.Option(help="Resolve through IP:PORT over UDP, not the system's.")
-    ] = None,
-    ca_file: Annotated[
-        Path | None, typer.Option(help="Trust this CA file instead of the system's roots.")
-    ] = None,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds per operation.")] = 10.0,
+    resolver: ResolverOption = None,
+    ca_file: CAFileOption = None,
+    timeout: TimeoutOption = 10.0,
 ) -> None:
     """Serve the web connectivity control (OONI's test helper protocol) over HTTP."""
     import asyncio

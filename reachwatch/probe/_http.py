@@ -220,8 +220,11 @@ async def fetch(
     return Fetch(url, failure="unknown_failure: stopped after too many redirects")
 
 
-async def post_json(url: str, payload: Any, net: NetConfig | None = None) -> tuple[Any, str | None]:
-    """POST a JSON document (to a test helper) and decode the JSON reply; (reply, failure)."""
+async def request_json(
+    url: str, payload: Any = None, net: NetConfig | None = None
+) -> tuple[Any, str | None]:
+    """POST a JSON document (GET when there is none) to a test helper and decode the JSON
+    reply; (reply, failure)."""
     net = net or NetConfig()
     trace = Trace()  # the control exchange is not part of the measurement
     parts = urlsplit(url)
@@ -240,7 +243,7 @@ async def post_json(url: str, payload: Any, net: NetConfig | None = None) -> tup
             failure = await tls_handshake(trace, conn, parts.hostname or "", context=context)
             if failure is not None:
                 return None, failure
-        body = orjson.dumps(payload)
+        body = b"" if payload is None else orjson.dumps(payload)
         headers = [
             ("Host", parts.netloc),
             ("Content-Type", "application/json"),
@@ -249,7 +252,8 @@ async def post_json(url: str, payload: Any, net: NetConfig | None = None) -> tup
         ]
         client = h11.Connection(our_role=h11.CLIENT)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        request = h11.Request(method="POST", target=target, headers=headers)
+        method = "GET" if payload is None else "POST"
+        request = h11.Request(method=method, target=target, headers=headers)
         conn.writer.write(client.send(request) + client.send(h11.Data(data=body))
                           + client.send(h11.EndOfMessage()))  # fmt: skip
         response = Response()

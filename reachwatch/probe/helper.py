@@ -23,6 +23,7 @@ from ._trace import Trace, endpoint
 
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_ENDPOINTS = 16
+IP_PATH = "/ip"
 TITLE = re.compile(rb"<title>([^<]{1,512})</title>", re.IGNORECASE)
 
 
@@ -124,8 +125,9 @@ async def _handle(
     reader: asyncio.StreamReader, writer: asyncio.StreamWriter, answer: Handler
 ) -> None:
     conn = h11.Connection(our_role=h11.SERVER)
+    peer = str(writer.get_extra_info("peername")[0])
     try:
-        status, reply = await asyncio.wait_for(_one_request(reader, conn, answer), 60)
+        status, reply = await asyncio.wait_for(_one_request(reader, conn, answer, peer), 60)
     except (TimeoutError, h11.RemoteProtocolError, ConnectionError) as exc:
         status, reply = 400, {"error": f"bad request: {type(exc).__name__}"}
     body = orjson.dumps(reply)
@@ -138,9 +140,9 @@ async def _handle(
 
 
 async def _one_request(
-    reader: asyncio.StreamReader, conn: h11.Connection, answer: Handler
+    reader: asyncio.StreamReader, conn: h11.Connection, answer: Handler, peer: str
 ) -> tuple[int, dict[str, Any]]:
-    method = b""
+    method = target = b""
     body = bytearray()
     while True:
         event = conn.next_event()
@@ -150,13 +152,16 @@ async def _one_request(
                 return 400, {"error": "the request ended early"}
             conn.receive_data(data)
         elif isinstance(event, h11.Request):
-            method = event.method
+            method, target = event.method, event.target
         elif isinstance(event, h11.Data):
             body += event.data
             if len(body) > MAX_REQUEST_BYTES:
                 return 413, {"error": f"the request is over {MAX_REQUEST_BYTES} bytes"}
         elif isinstance(event, h11.EndOfMessage):
             break
+    if method == b"GET" and target == IP_PATH.encode():
+        # the caller's public address, for its country and network; the helper keeps nothing
+        return 200, {"ip": peer}
     if method != b"POST":
         return 405, {"error": "POST a control request (OONI ts-017) as JSON"}
     try:

@@ -9,8 +9,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 from .._errors import InputError
+from ._geo import IPDatabase, Network
+from ._http import NetConfig, request_json
+from .helper import IP_PATH
 from .web_connectivity import BadURL, ProbeContext, check_url, measure
 
 MEASUREMENT_LIMIT = 120.0
@@ -85,3 +89,15 @@ async def run(
                 on_failure(Skipped(url, str(exc)))
 
     await asyncio.gather(*(one(url) for url in urls))
+
+
+async def locate(helper: str, net: NetConfig, database: IPDatabase) -> Network:
+    """This network's country and AS, from the public address the test helper sees; the
+    address itself goes no further than this function."""
+    reply, failure = await request_json(urljoin(helper, IP_PATH), None, net)
+    if failure is not None or not isinstance(reply, dict) or not isinstance(reply.get("ip"), str):
+        raise InputError(f"the test helper did not tell our public address ({failure})")
+    try:
+        return database.lookup(reply["ip"])
+    except ValueError:
+        raise InputError("the test helper answered with something that is not an address") from None

@@ -21,7 +21,7 @@ from .. import __version__
 from ..model import parse_measurement
 from ..pipeline.verdicts import Verdict, verdicts_of
 from ._conn import tcp_connect, tls_context, tls_handshake
-from ._http import REQUEST_HEADERS, NetConfig, fetch, post_json, resolve
+from ._http import REQUEST_HEADERS, NetConfig, fetch, request_json, resolve
 from ._trace import Trace, endpoint
 
 TEST_NAME = "web_connectivity"
@@ -83,7 +83,7 @@ async def measure(url: str, context: ProbeContext) -> dict[str, Any]:
     control: Any = None
     control_failure: str | None = "no test helper was given"
     if context.helper:
-        control, control_failure = await post_json(
+        control, control_failure = await request_json(
             context.helper,
             {
                 "http_request": target,
