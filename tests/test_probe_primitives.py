@@ -4,6 +4,7 @@ failure string for each way a censor (or a broken server) can stop it."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -15,7 +16,7 @@ from reachwatch.probe import (
     NetConfig,
     Trace,
     fetch,
-    http_get,
+    http_request,
     lookup_getaddrinfo,
     lookup_udp,
     tcp_connect,
@@ -127,7 +128,12 @@ def test_tls_handshake(ca: LabCA, sni: str, trusted: bool, failure: str | None) 
     if failure is None:
         assert handshake["tls_version"].startswith("TLS")
         assert handshake["negotiated_protocol"] == "http/1.1"
-        assert handshake["peer_certificates"][0]["format"] == "base64"
+        chain = handshake["peer_certificates"]
+        assert [c["format"] for c in chain] == ["base64"]  # trustme's leaf, issued by the root
+        from cryptography import x509
+
+        leaf = x509.load_der_x509_certificate(base64.b64decode(chain[0]["data"]))
+        assert "example.test" in str(leaf.extensions)
 
 
 def test_tls_to_a_server_that_resets(ca: LabCA) -> None:
@@ -151,14 +157,16 @@ def test_tls_to_a_server_that_resets(ca: LabCA) -> None:
         ("hang", 0, b"", "generic_timeout_error"),
     ],
 )
-def test_http_get(mode: str, status: int, body: bytes, failure: str | None) -> None:
+def test_http_request(mode: str, status: int, body: bytes, failure: str | None) -> None:
     async def go() -> tuple[Trace, Any, str | None, float]:
         trace = Trace()
         async with web_server(mode) as port:
             conn, _ = await tcp_connect(trace, LOOPBACK, port)
             assert conn is not None
             started = time.perf_counter()
-            response, why = await http_get(trace, conn, f"http://{LOOPBACK}:{port}/", timeout=0.5)
+            response, why = await http_request(
+                trace, conn, f"http://{LOOPBACK}:{port}/", timeout=0.5
+            )
             await conn.close()
             return trace, response, why, time.perf_counter() - started
 
@@ -170,13 +178,15 @@ def test_http_get(mode: str, status: int, body: bytes, failure: str | None) -> N
     assert took < 10  # a hanging server costs the timeout (0.5 s), not forever
 
 
-def test_http_get_truncates_at_the_body_limit() -> None:
+def test_http_request_truncates_at_the_body_limit() -> None:
     async def go() -> Any:
         trace = Trace()
         async with web_server() as port:
             conn, _ = await tcp_connect(trace, LOOPBACK, port)
             assert conn is not None
-            response, _ = await http_get(trace, conn, f"http://{LOOPBACK}:{port}/", body_limit=100)
+            response, _ = await http_request(
+                trace, conn, f"http://{LOOPBACK}:{port}/", body_limit=100
+            )
             await conn.close()
             return response
 
@@ -210,7 +220,7 @@ def test_what_the_primitives_record_reads_back_as_an_ooni_measurement(ca: LabCA)
             conn, _ = await tcp_connect(trace, LOOPBACK, port)
             assert conn is not None
             await tls_handshake(trace, conn, "example.test", context=tls_context(cafile=ca.ca_file))
-            await http_get(trace, conn, f"https://example.test:{port}/")
+            await http_request(trace, conn, f"https://example.test:{port}/")
             await conn.close()
         return trace
 

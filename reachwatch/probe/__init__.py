@@ -8,7 +8,7 @@ strings; every one is bounded by a timeout. Experiments are built from them.
 from ._conn import Conn, tcp_connect, tls_context, tls_handshake
 from ._dns import lookup_getaddrinfo, lookup_udp
 from ._failures import failure_of
-from ._http import Fetch, NetConfig, Response, fetch, http_get, resolve
+from ._http import Fetch, NetConfig, Response, fetch, http_request, resolve
 from ._trace import Trace
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
     "Trace",
     "failure_of",
     "fetch",
-    "http_get",
+    "http_request",
     "lookup_getaddrinfo",
     "lookup_udp",
     "resolve",

@@ -66,6 +66,19 @@ async def tcp_connect(
     return conn, failure
 
 
+def peer_chain(tls: ssl.SSLObject) -> list[bytes]:
+    """The certificates the server sent, leaf first (DER). Python 3.13 makes this public;
+    3.11 and 3.12 have it on the private `_sslobj`; without it, the leaf alone."""
+    getter = getattr(tls, "get_unverified_chain", None) or getattr(
+        getattr(tls, "_sslobj", None), "get_unverified_chain", None
+    )
+    if getter is None:
+        leaf = tls.getpeercert(binary_form=True)
+        return [leaf] if leaf else []
+    der = getattr(getattr(ssl, "_ssl", None), "ENCODING_DER", 2)
+    return [item if isinstance(item, bytes) else item.public_bytes(der) for item in getter()]
+
+
 def tls_context(*, verify: bool = True, cafile: str | None = None) -> ssl.SSLContext:
     """The client context: the system's roots (or `cafile`, e.g. a lab CA), or no checks."""
     context = ssl.create_default_context(cafile=cafile)
@@ -99,9 +112,9 @@ async def tls_handshake(
     version = cipher = negotiated = None
     tls = conn.writer.get_extra_info("ssl_object") if failure is None else None
     if isinstance(tls, ssl.SSLObject):
-        leaf = tls.getpeercert(binary_form=True)
-        if leaf:
-            certificates.append({"format": "base64", "data": base64.b64encode(leaf).decode()})
+        certificates = [
+            {"format": "base64", "data": base64.b64encode(der).decode()} for der in peer_chain(tls)
+        ]
         version = tls.version()
         cipher = (tls.cipher() or (None,))[0]
         negotiated = tls.selected_alpn_protocol()

@@ -52,24 +52,30 @@ class Fetch:
     failure: str | None = None
 
 
-async def http_get(
+async def http_request(
     trace: Trace,
     conn: Conn,
     url: str,
     *,
+    method: str = "GET",
+    body: bytes = b"",
+    headers: list[tuple[str, str]] | None = None,
     body_limit: int = BODY_LIMIT,
     timeout: float = HTTP_TIMEOUT,
 ) -> tuple[Response, str | None]:
-    """One GET on `conn`; the response so far and the failure, if the exchange broke."""
+    """One HTTP/1.1 exchange on `conn`; the response so far and the failure, if it broke."""
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    host = parts.netloc.rsplit("@", 1)[-1]
-    headers = [("Host", host), *REQUEST_HEADERS]
+    sent = [("Host", parts.netloc.rsplit("@", 1)[-1]), *(headers or REQUEST_HEADERS)]
+    if method != "GET":
+        sent.append(("Content-Length", str(len(body))))
     t0 = trace.now()
     response = Response()
     failure = None
     try:
-        await asyncio.wait_for(_exchange(conn, target, headers, response, body_limit), timeout)
+        await asyncio.wait_for(
+            _exchange(conn, method, target, sent, body, response, body_limit), timeout
+        )
     except Exception as exc:
         failure = failure_of(exc)
     trace.requests.append(
@@ -79,11 +85,11 @@ async def http_get(
             "alpn": "http/1.1",
             "failure": failure,
             "request": {
-                "body": "",
+                "body": maybe_binary(body),
                 "body_is_truncated": False,
-                "headers_list": [list(h) for h in headers],
-                "headers": dict(headers),
-                "method": "GET",
+                "headers_list": [list(h) for h in sent],
+                "headers": dict(sent),
+                "method": method,
                 "tor": {"exit_ip": None, "exit_name": None, "is_tor": False},
                 "x_transport": "tcp",
                 "url": url,
@@ -105,20 +111,19 @@ async def http_get(
 
 async def _exchange(
     conn: Conn,
+    method: str,
     target: str,
     headers: list[tuple[str, str]],
+    body: bytes,
     response: Response,
     body_limit: int,
 ) -> None:
     client = h11.Connection(our_role=h11.CLIENT)
-    request = h11.Request(method="GET", target=target, headers=headers)
-    conn.writer.write(client.send(request) + client.send(h11.EndOfMessage()))
-    await _read_response(conn, client, response, body_limit)
-
-
-async def _read_response(
-    conn: Conn, client: h11.Connection, response: Response, body_limit: int
-) -> None:
+    request = h11.Request(method=method, target=target, headers=headers)
+    payload = client.send(request) or b""
+    if body:
+        payload += client.send(h11.Data(data=body)) or b""
+    conn.writer.write(payload + (client.send(h11.EndOfMessage()) or b""))
     await conn.writer.drain()
     chunks: list[bytes] = []
     size = 0
@@ -169,6 +174,31 @@ async def resolve(trace: Trace, host: str, net: NetConfig) -> tuple[list[str], s
     return [host], None
 
 
+async def connect(trace: Trace, url: str, net: NetConfig) -> tuple[Conn | None, str | None]:
+    """Resolve the URL's host, connect to the first address that answers, TLS for https."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
+    addrs, failure = await resolve(trace, host, net)
+    if failure is not None:
+        return None, failure
+    conn = None
+    for ip in addrs:
+        conn, failure = await tcp_connect(trace, ip, port, timeout=net.timeout, source=net.source)
+        if conn is not None:
+            break
+    if conn is None:
+        return None, failure or "generic_timeout_error"
+    if secure:
+        context = tls_context(cafile=net.ca_file)
+        failure = await tls_handshake(trace, conn, host, context=context, timeout=net.timeout)
+        if failure is not None:
+            await conn.close()
+            return None, failure
+    return conn, None
+
+
 async def fetch(
     trace: Trace,
     url: str,
@@ -180,32 +210,13 @@ async def fetch(
     """GET `url` as a browser would: DNS, the first address that connects, TLS for https, and
     redirects (at most `max_redirects`)."""
     net = net or NetConfig()
-    timeout = net.timeout
-    ca_file = net.ca_file
     for _hop in range(max_redirects + 1):
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        secure = parts.scheme == "https"
-        port = parts.port or (443 if secure else 80)
-        addrs, failure = await resolve(trace, host, net)
-        if failure is not None:
-            return Fetch(url, failure=failure)
-        conn = None
-        for ip in addrs:
-            conn, failure = await tcp_connect(trace, ip, port, timeout=timeout, source=net.source)
-            if conn is not None:
-                break
+        conn, failure = await connect(trace, url, net)
         if conn is None:
-            return Fetch(url, failure=failure or "generic_timeout_error")
+            return Fetch(url, failure=failure)
         try:
-            if secure:
-                failure = await tls_handshake(
-                    trace, conn, host, context=tls_context(cafile=ca_file), timeout=timeout
-                )
-                if failure is not None:
-                    return Fetch(url, failure=failure)
-            response, failure = await http_get(
-                trace, conn, url, body_limit=body_limit, timeout=timeout
+            response, failure = await http_request(
+                trace, conn, url, body_limit=body_limit, timeout=net.timeout
             )
         finally:
             await conn.close()
@@ -224,46 +235,29 @@ async def request_json(
     url: str, payload: Any = None, net: NetConfig | None = None
 ) -> tuple[Any, str | None]:
     """POST a JSON document (GET when there is none) to a test helper and decode the JSON
-    reply; (reply, failure)."""
+    reply; (reply, failure). The exchange is not part of any measurement."""
     net = net or NetConfig()
-    trace = Trace()  # the control exchange is not part of the measurement
-    parts = urlsplit(url)
-    secure = parts.scheme == "https"
-    addrs, failure = await resolve(trace, parts.hostname or "", net)
-    if failure is not None or not addrs:
-        return None, failure or "dns_no_answer"
-    conn, failure = await tcp_connect(
-        trace, addrs[0], parts.port or (443 if secure else 80), timeout=net.timeout
-    )
+    trace = Trace()
+    conn, failure = await connect(trace, url, net)
     if conn is None:
         return None, failure
     try:
-        if secure:
-            context = tls_context(cafile=net.ca_file)
-            failure = await tls_handshake(trace, conn, parts.hostname or "", context=context)
-            if failure is not None:
-                return None, failure
-        body = b"" if payload is None else orjson.dumps(payload)
-        headers = [
-            ("Host", parts.netloc),
-            ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("User-Agent", "reachwatch"),
-        ]
-        client = h11.Connection(our_role=h11.CLIENT)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        method = "GET" if payload is None else "POST"
-        request = h11.Request(method=method, target=target, headers=headers)
-        conn.writer.write(client.send(request) + client.send(h11.Data(data=body))
-                          + client.send(h11.EndOfMessage()))  # fmt: skip
-        response = Response()
-        await asyncio.wait_for(_read_response(conn, client, response, BODY_LIMIT), net.timeout)
-        if response.status != 200:
-            return None, f"unknown_failure: the helper answered HTTP {response.status}"
+        response, failure = await http_request(
+            trace,
+            conn,
+            url,
+            method="GET" if payload is None else "POST",
+            body=b"" if payload is None else orjson.dumps(payload),
+            headers=[("Content-Type", "application/json"), ("User-Agent", "reachwatch")],
+            timeout=net.timeout,
+        )
+    finally:
+        await conn.close()
+    if failure is not None:
+        return None, failure
+    if response.status != 200:
+        return None, f"unknown_failure: the helper answered HTTP {response.status}"
+    try:
         return orjson.loads(response.body), None
     except orjson.JSONDecodeError:
         return None, "json_parse_error"
-    except Exception as exc:
-        return None, failure_of(exc)
-    finally:
-        await conn.close()
