@@ -40,19 +40,58 @@ class _DNSProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        name = query.question[0].name.to_text().rstrip(".")
-        rule = self.zone.get(name, "NXDOMAIN")
-        if rule == "SILENT" or self.transport is None:
-            return
-        reply = dns.message.make_response(query)
-        if rule == "NXDOMAIN":
-            reply.set_rcode(dns.rcode.NXDOMAIN)
-        elif rule == "SERVFAIL":
-            reply.set_rcode(dns.rcode.SERVFAIL)
-        elif isinstance(rule, list):
-            reply.answer.append(dns.rrset.from_text(name + ".", 60, "IN", "A", *rule))
-        self.transport.sendto(reply.to_wire(), addr)
+        reply = _dns_reply(data, self.zone)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+
+def _dns_reply(data: bytes, zone: dict[str, str | list[str]]) -> bytes | None:
+    """The zone's answer to a DNS query in wire format; None to stay silent."""
+    query = dns.message.from_wire(data)
+    name = query.question[0].name.to_text().rstrip(".")
+    rule = zone.get(name, "NXDOMAIN")
+    if rule == "SILENT":
+        return None
+    reply = dns.message.make_response(query)
+    if rule == "NXDOMAIN":
+        reply.set_rcode(dns.rcode.NXDOMAIN)
+    elif rule == "SERVFAIL":
+        reply.set_rcode(dns.rcode.SERVFAIL)
+    elif isinstance(rule, list):
+        reply.answer.append(dns.rrset.from_text(name + ".", 60, "IN", "A", *rule))
+    return reply.to_wire()
+
+
+@asynccontextmanager
+async def doh_server(zone: dict[str, str | list[str]], tls: ssl.SSLContext) -> AsyncIterator[int]:
+    """A DNS-over-HTTPS resolver (POST application/dns-message) on loopback; yields its port."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            reply = _dns_reply(await reader.readexactly(length), zone)
+            if reply is not None:
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/dns-message\r\n"
+                    + f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode()
+                    + reply
+                )
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, StopIteration):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0, ssl=tls)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
 
 
 @asynccontextmanager

@@ -24,7 +24,16 @@ from reachwatch.probe import (
     tls_handshake,
 )
 
-from .netlab import BLOCKPAGE, LOOPBACK, PAGE, LabCA, black_hole, dns_server, web_server
+from .netlab import (
+    BLOCKPAGE,
+    LOOPBACK,
+    PAGE,
+    LabCA,
+    black_hole,
+    dns_server,
+    doh_server,
+    web_server,
+)
 
 T = TypeVar("T")
 
@@ -235,3 +244,27 @@ def test_what_the_primitives_record_reads_back_as_an_ooni_measurement(ca: LabCA)
     assert kinds == ["dns", "tcp", "tls", "http"]
     http = observations_of(pm)[-1]
     assert (http.http_status, http.http_body_length) == (200, len(PAGE))
+
+
+@pytest.mark.parametrize(
+    ("name", "addrs", "failure"),
+    [("example.test", ["93.184.216.34"], None), ("gone.test", [], "dns_nxdomain_error")],
+)
+def test_dns_over_https(ca: LabCA, name: str, addrs: list[str], failure: str | None) -> None:
+    from reachwatch.probe import lookup_doh
+
+    async def go() -> tuple[Trace, list[str], str | None]:
+        trace = Trace()
+        async with (
+            doh_server(ZONE, ca.server_context("doh.test")) as port,
+            dns_server({"doh.test": [LOOPBACK]}) as resolver,
+        ):
+            net = NetConfig(resolver=resolver, ca_file=ca.ca_file, timeout=2)
+            found, why = await lookup_doh(trace, name, f"https://doh.test:{port}/dns-query", net)
+        return trace, found, why
+
+    trace, found, why = run(go())
+    assert (found, why) == (addrs, failure)
+    (query,) = trace.queries  # the HTTPS exchange that carried it is not a site's fetch
+    assert query["engine"] == "doh" and query["resolver_address"].startswith("https://doh.test")
+    assert trace.requests == [] and trace.tcp_connect == []

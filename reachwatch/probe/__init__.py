@@ -7,6 +7,7 @@ strings; every one is bounded by a timeout. Experiments are built from them.
 
 from ._conn import Conn, tcp_connect, tls_context, tls_handshake
 from ._dns import lookup_getaddrinfo, lookup_udp
+from ._doh import lookup_doh
 from ._failures import failure_of
 from ._http import Fetch, NetConfig, Response, fetch, http_request, resolve
 from ._trace import Trace
@@ -20,6 +21,7 @@ __all__ = [
     "failure_of",
     "fetch",
     "http_request",
+    "lookup_doh",
     "lookup_getaddrinfo",
     "lookup_udp",
     "resolve",

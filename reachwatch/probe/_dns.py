@@ -20,7 +20,7 @@ from ._trace import Trace
 DNS_TIMEOUT = 5.0
 
 
-def _query(
+def record_query(
     trace: Trace,
     *,
     host: str,
@@ -49,6 +49,23 @@ def _query(
     )
 
 
+def read_reply(reply: dns.message.Message) -> tuple[list[str], list[dict[str, Any]], str | None]:
+    """Addresses, OONI answers and failure of a DNS reply, whatever carried it."""
+    failure = rcode_failure(reply.rcode())
+    addrs: list[str] = []
+    answers: list[dict[str, Any]] = []
+    for rrset in reply.answer:
+        for item in rrset:
+            if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                addrs.append(item.address)
+                answers.append(_answer(item.address))
+            elif rrset.rdtype == dns.rdatatype.CNAME:
+                answers.append({"answer_type": "CNAME", "hostname": str(item.target)})
+    if failure is None and not addrs:
+        failure = "dns_no_answer"
+    return addrs, answers, failure
+
+
 def _answer(address: str) -> dict[str, Any]:
     if ":" in address:
         return {"answer_type": "AAAA", "ipv6": address, "ttl": None}
@@ -74,7 +91,7 @@ async def lookup_getaddrinfo(
             failure = "dns_no_answer"
     except Exception as exc:
         failure = failure_of(exc)
-    _query(trace, host=host, engine="getaddrinfo", query_type="ANY", resolver="",
+    record_query(trace, host=host, engine="getaddrinfo", query_type="ANY", resolver="",
            answers=[_answer(a) for a in addrs], failure=failure, t0=t0, tid=tid)  # fmt: skip
     return addrs, failure
 
@@ -97,18 +114,9 @@ async def lookup_udp(
     try:
         query = dns.message.make_query(host, query_type)
         reply = await dns.asyncquery.udp(query, ip.strip("[]"), timeout=timeout, port=int(port))
-        failure = rcode_failure(reply.rcode())
-        for rrset in reply.answer:
-            for item in rrset:
-                if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-                    addrs.append(item.address)
-                    answers.append(_answer(item.address))
-                elif rrset.rdtype == dns.rdatatype.CNAME:
-                    answers.append({"answer_type": "CNAME", "hostname": str(item.target)})
-        if failure is None and not addrs:
-            failure = "dns_no_answer"
+        addrs, answers, failure = read_reply(reply)
     except Exception as exc:
         failure = failure_of(exc)
-    _query(trace, host=host, engine="udp", query_type=query_type, resolver=resolver,
+    record_query(trace, host=host, engine="udp", query_type=query_type, resolver=resolver,
            answers=answers, failure=failure, t0=t0, tid=tid)  # fmt: skip
     return addrs, failure
