@@ -163,6 +163,42 @@ async def web_server(
         server.close()
 
 
+@asynccontextmanager
+async def tls_censor(upstream: int, mode: str, only_for: str) -> AsyncIterator[int]:
+    """A censor in front of a TLS server: for clients from `only_for` it reads the ClientHello
+    and then resets the connection (`reset`) or goes silent (`silence`); everyone else is
+    relayed to `upstream`. Yields the port the clients use."""
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if writer.get_extra_info("peername")[0] == only_for:
+            await reader.read(65536)  # the ClientHello, with its SNI
+            if mode == "reset":
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+            else:
+                await asyncio.sleep(3600)
+            return
+        up_reader, up_writer = await asyncio.open_connection(LOOPBACK, upstream)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
 class LabCA:
     """A CA of our own: server contexts for names, and the CA file a client trusts."""
 

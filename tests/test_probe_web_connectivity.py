@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
@@ -19,9 +19,7 @@ from reachwatch.probe.helper import serve
 from reachwatch.probe.web_connectivity import BadURL, ProbeContext, check_url, measure
 
 from .conftest import dumps
-from .netlab import LOOPBACK, LabCA, dns_server, web_server
-
-PROBE_ADDRESS = "127.0.0.2"
+from .netlab import LOOPBACK, PROBE_ADDRESS, LabCA, dns_server, tls_censor, web_server
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +46,27 @@ async def run_case(
     probe_zone: dict[str, Any] | None = None,
     scheme: str = "http",
     with_helper: bool = True,
+    tls_censor_mode: str | None = None,
 ) -> dict[str, Any]:
     tls = ca.server_context("example.test") if scheme == "https" else None
     truth = {"example.test": [LOOPBACK]}
     only = PROBE_ADDRESS if censor_only_probe else None
+    async with AsyncExitStack() as stack:
+        port = await stack.enter_async_context(web_server(mode, tls=tls, only_for=only))
+        if tls_censor_mode:
+            port = await stack.enter_async_context(tls_censor(port, tls_censor_mode, PROBE_ADDRESS))
+        return await _measure_case(ca, port, truth, probe_zone, scheme, with_helper)
+
+
+async def _measure_case(
+    ca: LabCA,
+    port: int,
+    truth: dict[str, Any],
+    probe_zone: dict[str, Any] | None,
+    scheme: str,
+    with_helper: bool,
+) -> dict[str, Any]:
     async with (
-        web_server(mode, tls=tls, only_for=only) as port,
         dns_server(truth) as true_resolver,
         dns_server(probe_zone or truth) as probe_resolver,
         helper(NetConfig(resolver=true_resolver, ca_file=ca.ca_file, timeout=2)) as th,
@@ -73,6 +86,16 @@ CASES = [
     ({}, ("ok", None), (False, True)),
     ({"scheme": "https"}, ("ok", None), (False, True)),
     ({"mode": "reset"}, ("blocked", "http.reset"), ("http-failure", False)),
+    (
+        {"scheme": "https", "tls_censor_mode": "reset"},
+        ("blocked", "tls.reset"),
+        ("http-failure", False),
+    ),
+    (
+        {"scheme": "https", "tls_censor_mode": "silence"},
+        ("blocked", "tls.timeout"),
+        ("http-failure", False),
+    ),
     ({"mode": "hang"}, ("blocked", "http.timeout"), ("http-failure", False)),
     ({"mode": "blockpage"}, ("blocked", "http.blockpage"), ("http-diff", False)),
     ({"probe_zone": {"example.test": "NXDOMAIN"}}, ("blocked", "dns.nxdomain"), ("dns", False)),

@@ -213,6 +213,7 @@ async def fetch(
     for _hop in range(max_redirects + 1):
         conn, failure = await connect(trace, url, net)
         if conn is None:
+            _record_unsent(trace, url, failure)
             return Fetch(url, failure=failure)
         try:
             response, failure = await http_request(
@@ -229,6 +230,21 @@ async def fetch(
         if not urlsplit(url).hostname:
             return Fetch(url, response, "http_invalid_redirect_location_host")
     return Fetch(url, failure="unknown_failure: stopped after too many redirects")
+
+
+def _record_unsent(trace: Trace, url: str, failure: str | None) -> None:
+    """A request that never went out because DNS, TCP or TLS failed first: OONI records it
+    with that failure, so the fetch's end is in `requests` whatever step broke."""
+    trace.requests.append(
+        {
+            "failure": failure,
+            "request": {"method": "GET", "url": url, "headers": dict(REQUEST_HEADERS)},
+            "response": {"body": None, "code": 0, "headers": {}},
+            "t0": trace.now(),
+            "t": trace.now(),
+            "transaction_id": None,
+        }
+    )
 
 
 async def request_json(

@@ -226,6 +226,10 @@ class _Analysis:
         self.control: Control | None = control
         self.requests: list[HTTPTransaction] = keys.requests or []
         self.final = self.requests[0] if self.requests else None
+        # the resolver the user's browser would use: the system's; a probe told to use one
+        # resolver over UDP (as reachwatch's lab probes are) records no system lookup at all
+        engines = {q.engine or "" for q in keys.queries or ()}
+        self.engines = SYSTEM_ENGINES if engines & SYSTEM_ENGINES or not engines else {"udp"}
 
     # --- the decision ---------------------------------------------------------------------
 
@@ -339,11 +343,11 @@ class _Analysis:
             return self._outcome_05(dns)
         final = self.final
         if final is None:
-            return _Outcome(
-                stage="dns",
-                where=f"lookup of {self.host}",
-                failure=dns.failure or keys.http_experiment_failure,
-            )
+            if dns.failure or not keys.http_experiment_failure:
+                return _Outcome(stage="dns", where=f"lookup of {self.host}", failure=dns.failure)
+            stage, where, control_failure = self._stage_of(keys.http_experiment_failure)
+            return _Outcome(stage=stage, where=where, failure=keys.http_experiment_failure,
+                            control_failure=control_failure)  # fmt: skip
         response = final.response
         if final.failure is None and response is not None and (response.code or 0) > 0:
             return _Outcome(response=response, verified_tls=self._verified_tls(final))
@@ -411,7 +415,7 @@ class _Analysis:
             return None
         for query in self.keys.queries or ():
             if (
-                (query.engine or "") in SYSTEM_ENGINES
+                (query.engine or "") in self.engines
                 and _norm_host(query.hostname) == host
                 and query.failure
                 and not query.answers
@@ -428,7 +432,7 @@ class _Analysis:
         return {
             answer.ipv4 or answer.ipv6 or ""
             for query in self.keys.queries or ()
-            if (query.engine or "") in SYSTEM_ENGINES
+            if (query.engine or "") in self.engines
             for answer in query.answers or ()
         }
 
@@ -459,7 +463,7 @@ class _Analysis:
         queries = [
             q
             for q in self.keys.queries or ()
-            if (q.engine or "") in SYSTEM_ENGINES and _norm_host(q.hostname) == self.host
+            if (q.engine or "") in self.engines and _norm_host(q.hostname) == self.host
         ]
         addrs: set[str] = set()
         asns: set[int] = set()
@@ -479,6 +483,8 @@ class _Analysis:
                 failure = failure or query.failure
         if not addrs and not failure:
             failure = self.keys.dns_experiment_failure
+        if not addrs and not failure:
+            return _DNS("unknown", "no lookup of the host was recorded")
         for addr in sorted(addrs):
             fp = self.fps.match_dns(addr)
             if (
@@ -632,7 +638,7 @@ class _Analysis:
                 )
             )
         for query in keys.queries or ():
-            if query.failure == failure and (query.engine or "") in SYSTEM_ENGINES:
+            if query.failure == failure and (query.engine or "") in self.engines:
                 order += 1
                 candidates.append(
                     (query.t or 0.0, order, "dns", f"lookup of {query.hostname}", None)
