@@ -199,6 +199,43 @@ async def tls_censor(upstream: int, mode: str, only_for: str) -> AsyncIterator[i
         server.close()
 
 
+@asynccontextmanager
+async def h2_server(tls: ssl.SSLContext, mode: str = "page") -> AsyncIterator[int]:
+    """An HTTP/2 server (TLS, ALPN h2) on loopback: serves PAGE, or resets the stream."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        server.initiate_connection()
+        writer.write(server.data_to_send())
+        try:
+            while data := await reader.read(65536):
+                for event in server.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived):
+                        if mode == "reset":
+                            server.reset_stream(event.stream_id)
+                            continue
+                        headers = [(":status", "200"), ("content-type", "text/html"),
+                                   ("content-length", str(len(PAGE)))]  # fmt: skip
+                        server.send_headers(event.stream_id, headers)
+                        server.send_data(event.stream_id, PAGE, end_stream=True)
+                writer.write(server.data_to_send())
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    tls.set_alpn_protocols(["h2", "http/1.1"])
+    server = await asyncio.start_server(handle, LOOPBACK, 0, ssl=tls)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
 class LabCA:
     """A CA of our own: server contexts for names, and the CA file a client trusts."""
 

@@ -32,6 +32,7 @@ from .netlab import (
     black_hole,
     dns_server,
     doh_server,
+    h2_server,
     web_server,
 )
 
@@ -268,3 +269,27 @@ def test_dns_over_https(ca: LabCA, name: str, addrs: list[str], failure: str | N
     (query,) = trace.queries  # the HTTPS exchange that carried it is not a site's fetch
     assert query["engine"] == "doh" and query["resolver_address"].startswith("https://doh.test")
     assert trace.requests == [] and trace.tcp_connect == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "failure"), [("page", 200, None), ("reset", 0, "connection_reset")]
+)
+def test_http2_when_the_server_speaks_it(
+    ca: LabCA, mode: str, status: int, failure: str | None
+) -> None:
+    async def go() -> tuple[Any, Trace]:
+        trace = Trace()
+        async with (
+            h2_server(ca.server_context("example.test"), mode) as port,
+            dns_server({"example.test": [LOOPBACK]}) as resolver,
+        ):
+            net = NetConfig(resolver=resolver, ca_file=ca.ca_file, timeout=2)
+            return await fetch(trace, f"https://example.test:{port}/", net), trace
+
+    result, trace = run(go())
+    assert result.failure == failure
+    assert trace.tls_handshakes[0]["negotiated_protocol"] == "h2"
+    (request,) = trace.requests
+    assert request["alpn"] == "h2" and request["response"]["code"] == status
+    if status == 200:
+        assert result.response.body == PAGE

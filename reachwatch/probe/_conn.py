@@ -25,6 +25,7 @@ class Conn:
     port: int
     tid: int
     secure: bool = False
+    alpn: str | None = None  # the protocol TLS negotiated (h2, http/1.1)
 
     async def close(self) -> None:
         self.writer.close()
@@ -118,6 +119,7 @@ async def tls_handshake(
         version = tls.version()
         cipher = (tls.cipher() or (None,))[0]
         negotiated = tls.selected_alpn_protocol()
+        conn.alpn = negotiated
     trace.tls_handshakes.append(
         {
             "network": "tcp",

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import h2.config
+import h2.connection
+import h2.events
 import h11
 import orjson
 
@@ -78,11 +81,27 @@ async def http_request(
         )
     except Exception as exc:
         failure = failure_of(exc)
+    _record(trace, conn, url, method, body, sent, response, failure, t0, "http/1.1")
+    return response, failure
+
+
+def _record(
+    trace: Trace,
+    conn: Conn,
+    url: str,
+    method: str,
+    body: bytes,
+    sent: list[tuple[str, str]],
+    response: Response,
+    failure: str | None,
+    t0: float,
+    alpn: str,
+) -> None:
     trace.requests.append(
         {
             "network": "tcp",
             "address": endpoint(conn.ip, conn.port),
-            "alpn": "http/1.1",
+            "alpn": alpn,
             "failure": failure,
             "request": {
                 "body": maybe_binary(body),
@@ -106,7 +125,83 @@ async def http_request(
             "transaction_id": conn.tid,
         }
     )
+
+
+async def http2_request(
+    trace: Trace,
+    conn: Conn,
+    url: str,
+    *,
+    body_limit: int = BODY_LIMIT,
+    timeout: float = HTTP_TIMEOUT,
+) -> tuple[Response, str | None]:
+    """One HTTP/2 GET on a TLS connection that negotiated h2."""
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    sent = [
+        (":method", "GET"),
+        (":authority", parts.netloc.rsplit("@", 1)[-1]),
+        (":scheme", parts.scheme),
+        (":path", target),
+        *((name.lower(), value) for name, value in REQUEST_HEADERS),
+    ]
+    t0 = trace.now()
+    response = Response()
+    failure = None
+    try:
+        await asyncio.wait_for(_exchange_h2(conn, sent, response, body_limit), timeout)
+    except Exception as exc:
+        failure = failure_of(exc)
+    _record(trace, conn, url, "GET", b"", sent, response, failure, t0, "h2")
     return response, failure
+
+
+async def _exchange_h2(
+    conn: Conn, headers: list[tuple[str, str]], response: Response, body_limit: int
+) -> None:
+    config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    client = h2.connection.H2Connection(config=config)
+    client.initiate_connection()
+    stream = client.get_next_available_stream_id()
+    client.send_headers(stream, headers, end_stream=True)
+    conn.writer.write(client.data_to_send())
+    await conn.writer.drain()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        data = await conn.reader.read(65536)
+        if not data:
+            raise EOFError("the connection closed before the response ended")
+        for event in client.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                for raw_name, raw_value in event.headers or ():
+                    name, value = _text(raw_name), _text(raw_value)
+                    if name == ":status":
+                        response.status = int(value)
+                    else:
+                        response.headers.append((name, value))
+            elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream:
+                client.acknowledge_received_data(event.flow_controlled_length, stream)
+                keep = max(0, body_limit - size)
+                chunks.append(bytes(event.data[:keep]))
+                size += len(event.data)
+                if size > body_limit:
+                    response.truncated = True
+                    response.body = b"".join(chunks)
+                    return
+            elif isinstance(event, h2.events.StreamReset) and event.stream_id == stream:
+                raise ConnectionResetError("the server reset the stream")
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                raise EOFError("the server ended the connection")
+            elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
+                response.body = b"".join(chunks)
+                return
+        conn.writer.write(client.data_to_send())
+        await conn.writer.drain()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
 
 
 async def _exchange(
@@ -174,8 +269,11 @@ async def resolve(trace: Trace, host: str, net: NetConfig) -> tuple[list[str], s
     return [host], None
 
 
-async def connect(trace: Trace, url: str, net: NetConfig) -> tuple[Conn | None, str | None]:
-    """Resolve the URL's host, connect to the first address that answers, TLS for https."""
+async def connect(
+    trace: Trace, url: str, net: NetConfig, *, alpn: list[str] | None = None
+) -> tuple[Conn | None, str | None]:
+    """Resolve the URL's host, connect to the first address that answers, TLS for https
+    (offering `alpn`, HTTP/1.1 alone by default)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     secure = parts.scheme == "https"
@@ -192,7 +290,9 @@ async def connect(trace: Trace, url: str, net: NetConfig) -> tuple[Conn | None, 
         return None, failure or "generic_timeout_error"
     if secure:
         context = tls_context(cafile=net.ca_file)
-        failure = await tls_handshake(trace, conn, host, context=context, timeout=net.timeout)
+        failure = await tls_handshake(
+            trace, conn, host, alpn=alpn, context=context, timeout=net.timeout
+        )
         if failure is not None:
             await conn.close()
             return None, failure
@@ -211,12 +311,13 @@ async def fetch(
     redirects (at most `max_redirects`)."""
     net = net or NetConfig()
     for _hop in range(max_redirects + 1):
-        conn, failure = await connect(trace, url, net)
+        conn, failure = await connect(trace, url, net, alpn=["h2", "http/1.1"])
         if conn is None:
             _record_unsent(trace, url, failure)
             return Fetch(url, failure=failure)
+        exchange = http2_request if conn.alpn == "h2" else http_request
         try:
-            response, failure = await http_request(
+            response, failure = await exchange(
                 trace, conn, url, body_limit=body_limit, timeout=net.timeout
             )
         finally:
