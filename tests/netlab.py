@@ -17,6 +17,7 @@ from typing import Any, cast
 import dns.message
 import dns.rcode
 import dns.rrset
+import orjson
 import trustme
 
 from reachwatch.probe import NetConfig
@@ -292,6 +293,10 @@ class Lab:
             )
             zone = {"example.test": [LOOPBACK]}
             self.ports["dns"] = await stack.enter_async_context(dns_server(zone))
+            self.received: list[dict[str, Any]] = []
+            self.ports["collector"] = await stack.enter_async_context(
+                collector_server(self.received)
+            )
             started: asyncio.Future[int] = self.loop.create_future()
             net = NetConfig(resolver=self.ports["dns"], timeout=2)
             task = asyncio.create_task(serve(LOOPBACK, 0, net, started=started))
@@ -309,3 +314,47 @@ class Lab:
         assert self._stop is not None
         self.loop.call_soon_threadsafe(self._stop.set_result, None)
         self._thread.join(10)
+
+
+@asynccontextmanager
+async def collector_server(received: list[dict[str, Any]]) -> AsyncIterator[str]:
+    """A collector speaking OONI's submission flow (open a report, submit, close); what it is
+    sent lands in `received`. Yields its URL."""
+    reports = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal reports
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            first, *lines = head.decode().split("\r\n")
+            path = first.split(" ")[1]
+            length = next(
+                (int(v) for k, _, v in (h.partition(":") for h in lines)
+                 if k.lower() == "content-length"), 0,
+            )  # fmt: skip
+            body = orjson.loads(await reader.readexactly(length)) if length else {}
+            if path == "/report":
+                reports += 1
+                reply: dict[str, Any] = {"report_id": f"r{reports}", "supported_formats": ["json"]}
+            elif path.endswith("/close"):
+                reply = {}
+            else:
+                received.append(body["content"])
+                reply = {"measurement_uid": f"u{len(received)}"}
+            data = orjson.dumps(reply)
+            writer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    try:
+        yield f"http://{LOOPBACK}:{server.sockets[0].getsockname()[1]}/"
+    finally:
+        server.close()

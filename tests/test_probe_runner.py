@@ -141,3 +141,41 @@ def test_test_list_and_url_checks(tmp_path: Path) -> None:
 
     with pytest.raises(InputError, match="no `url` column"):
         read_test_list(not_a_list)
+
+
+def test_probe_submits_and_a_down_collector_loses_nothing(lab: Lab, tmp_path: Path) -> None:
+    output = tmp_path / "m.jsonl"
+    page = f"http://example.test:{lab.ports['page']}/"
+    before = len(lab.received)
+    common = ["--output", str(output), "--helper", lab.ports["helper"], "--resolver",
+              lab.ports["dns"], "--cc", "AZ", "--asn", "AS28707", "--timeout", "2"]  # fmt: skip
+    up = reachwatch("probe", page, *common, "--collector", lab.ports["collector"])
+    assert up.returncode == 0, up.stderr
+    assert "submitted 1 of 1" in up.stdout
+    assert len(lab.received) == before + 1
+    assert lab.received[-1]["input"] == page
+
+    # a collector that is down: the measurement stays in the file, the command says so
+    down_output = tmp_path / "later.jsonl"
+    dead = "http://127.0.0.1:9/"  # the discard port on loopback: nothing listens
+    down = reachwatch("probe", page, *common[2:], "--output", str(down_output),
+                      "--collector", dead)  # fmt: skip
+    assert down.returncode == 1
+    assert "they are kept in" in down.stderr and f"reachwatch submit {down_output}" in down.stderr
+    assert len(down_output.read_bytes().splitlines()) == 1
+
+    # and `reachwatch submit` sends it once the collector is back
+    later = reachwatch("submit", str(down_output), "--collector", lab.ports["collector"])
+    assert later.returncode == 0, later.stderr
+    assert "submitted 1 of 1" in later.stdout
+    assert len(lab.received) == before + 2
+
+
+def test_submit_skips_lines_that_are_not_measurements(lab: Lab, tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(b'{"test_name": "web_connectivity", "input": "x"}\nnot json\n[1]\n')
+    done = reachwatch("submit", str(path), "--collector", lab.ports["collector"])
+    assert done.returncode == 0, done.stderr
+    assert "skipped" in done.stderr and ":2: invalid JSON" in done.stderr
+    assert ":3: not a measurement" in done.stderr
+    assert "submitted 1 of 1" in done.stdout

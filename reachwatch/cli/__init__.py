@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -23,6 +23,9 @@ from ..archive import measurement_files
 from ..pipeline import ingest as run_ingest
 from ..store import DB_ENV, DEFAULT_DB, Store, verdict_rows
 from ..store import status as status_query
+
+if TYPE_CHECKING:  # the probe's modules load only for the commands that use them
+    from ..probe import NetConfig
 
 app = typer.Typer(
     name="reachwatch",
@@ -222,6 +225,9 @@ def probe(
     ] = None,
     ca_file: CAFileOption = None,
     timeout: TimeoutOption = 10.0,
+    collector: Annotated[
+        str | None, typer.Option(help="Submit the measurements to this collector too.")
+    ] = None,
 ) -> None:
     """Measure websites from this network (OONI's web_connectivity), with a control."""
     import asyncio
@@ -263,6 +269,7 @@ def probe(
     where = f"{context.probe_cc} AS{context.probe_asn} {context.network_name or ''}"
     errors.print(f"measuring from {where.strip()}")
     results: list[tuple[str, str, str]] = []
+    measured: list[dict[str, object]] = []
     with (
         open(output, "ab") as out,
         Progress(
@@ -275,6 +282,7 @@ def probe(
         def done(measurement: dict[str, object]) -> None:
             out.write(orjson.dumps(measurement) + b"\n")
             out.flush()
+            measured.append(measurement)
             verdict = measurement["test_keys"]["x_reachwatch"]  # type: ignore[index]
             results.append(
                 (str(measurement["input"]), verdict["verdict"], verdict["technique"] or "")
@@ -295,6 +303,52 @@ def probe(
     for url, verdict, technique in sorted(results):
         table.add_row(url, f"[{VERDICT_STYLE[verdict]}]{verdict}", technique)
     console.print(table)
+    if collector:
+        _submit(collector, measured, output, net)
+
+
+@app.command()
+def submit(
+    path: Annotated[Path, typer.Argument(help="Measurements (JSONL) the probe wrote.")],
+    collector: Annotated[str, typer.Option(help="The collector's URL.")],
+    timeout: TimeoutOption = 10.0,
+) -> None:
+    """Send measurements a probe wrote to a collector (again): e.g. after it was down."""
+    from ..probe import NetConfig
+
+    measurements: list[dict[str, object]] = []
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as exc:
+        raise ReachwatchError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            errors.print(f"skipped {path}:{number}: invalid JSON ({exc})")
+            continue
+        if isinstance(item, dict):
+            measurements.append(item)
+        else:
+            errors.print(f"skipped {path}:{number}: not a measurement")
+    _submit(collector, measurements, path, NetConfig(timeout=timeout))
+
+
+def _submit(
+    collector: str, measurements: list[dict[str, object]], path: Path, net: NetConfig
+) -> None:
+    import asyncio
+
+    from ..probe.collector import Collector
+
+    done = asyncio.run(Collector(collector, net).submit_all(measurements))
+    console.print(f"submitted {done.acknowledged} of {len(measurements)} to {collector}")
+    if done.failures:
+        errors.print(f"not submitted: {done.failures[0]} (and {len(done.failures) - 1} more)")
+        errors.print(f"they are kept in {path}: reachwatch submit {path} --collector {collector}")
+        raise typer.Exit(1)
 
 
 @app.command(name="helper")
