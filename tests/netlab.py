@@ -165,10 +165,13 @@ async def web_server(
 
 
 @asynccontextmanager
-async def tls_censor(upstream: int, mode: str, only_for: str) -> AsyncIterator[int]:
+async def tls_censor(
+    upstream: int, mode: str, only_for: str, impostor: int | None = None
+) -> AsyncIterator[int]:
     """A censor in front of a TLS server: for clients from `only_for` it reads the ClientHello
-    and then resets the connection (`reset`) or goes silent (`silence`); everyone else is
-    relayed to `upstream`. Yields the port the clients use."""
+    and then resets the connection (`reset`), goes silent (`silence`), or hands the connection
+    to an `impostor` server with a certificate of its own (`mitm`); everyone else is relayed to
+    `upstream`. Yields the port the clients use."""
 
     async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
@@ -181,7 +184,11 @@ async def tls_censor(upstream: int, mode: str, only_for: str) -> AsyncIterator[i
             sink.close()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if writer.get_extra_info("peername")[0] == only_for:
+        target = upstream
+        if writer.get_extra_info("peername")[0] == only_for and mode == "mitm":
+            assert impostor is not None
+            target = impostor
+        elif writer.get_extra_info("peername")[0] == only_for:
             await reader.read(65536)  # the ClientHello, with its SNI
             if mode == "reset":
                 sock = writer.get_extra_info("socket")
@@ -190,7 +197,7 @@ async def tls_censor(upstream: int, mode: str, only_for: str) -> AsyncIterator[i
             else:
                 await asyncio.sleep(3600)
             return
-        up_reader, up_writer = await asyncio.open_connection(LOOPBACK, upstream)
+        up_reader, up_writer = await asyncio.open_connection(LOOPBACK, target)
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     server = await asyncio.start_server(handle, LOOPBACK, 0)

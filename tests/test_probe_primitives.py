@@ -182,6 +182,10 @@ def test_http_request(mode: str, status: int, body: bytes, failure: str | None) 
 
     trace, response, why, took = run(go())
     assert (response.status, response.body, why) == (status, body, failure)
+    operations = [e["operation"] for e in trace.network_events]
+    assert operations[:2] == ["connect", "write"] and "read" in operations
+    if failure is not None:
+        assert trace.network_events[-1]["failure"] == failure  # the read that broke
     (request,) = trace.requests
     assert request["failure"] == failure and request["response"]["code"] == status
     assert request["request"]["method"] == "GET"

@@ -53,8 +53,14 @@ async def run_case(
     only = PROBE_ADDRESS if censor_only_probe else None
     async with AsyncExitStack() as stack:
         port = await stack.enter_async_context(web_server(mode, tls=tls, only_for=only))
+        impostor = None
+        if tls_censor_mode == "mitm":  # a server with a certificate for another name
+            impostor = await stack.enter_async_context(
+                web_server(tls=ca.server_context("censor.test"))
+            )
         if tls_censor_mode:
-            port = await stack.enter_async_context(tls_censor(port, tls_censor_mode, PROBE_ADDRESS))
+            censor = tls_censor(port, tls_censor_mode, PROBE_ADDRESS, impostor)
+            port = await stack.enter_async_context(censor)
         return await _measure_case(ca, port, truth, probe_zone, scheme, with_helper)
 
 
@@ -99,6 +105,12 @@ CASES = [
     ({"mode": "hang"}, ("blocked", "http.timeout"), ("http-failure", False)),
     ({"mode": "blockpage"}, ("blocked", "http.blockpage"), ("http-diff", False)),
     ({"probe_zone": {"example.test": "NXDOMAIN"}}, ("blocked", "dns.nxdomain"), ("dns", False)),
+    ({"probe_zone": {"example.test": "SILENT"}}, ("blocked", "dns.timeout"), ("dns", False)),
+    (
+        {"scheme": "https", "tls_censor_mode": "mitm"},
+        ("blocked", "tls.mitm"),
+        ("http-failure", False),
+    ),
     # on loopback the true address is private too, so a lie is "inconsistent", not "bogon"
     (
         {"probe_zone": {"example.test": ["127.0.0.3"]}},

@@ -77,7 +77,7 @@ async def http_request(
     failure = None
     try:
         await asyncio.wait_for(
-            _exchange(conn, method, target, sent, body, response, body_limit), timeout
+            _exchange(trace, conn, method, target, sent, body, response, body_limit), timeout
         )
     except Exception as exc:
         failure = failure_of(exc)
@@ -149,7 +149,7 @@ async def http2_request(
     response = Response()
     failure = None
     try:
-        await asyncio.wait_for(_exchange_h2(conn, sent, response, body_limit), timeout)
+        await asyncio.wait_for(_exchange_h2(trace, conn, sent, response, body_limit), timeout)
     except Exception as exc:
         failure = failure_of(exc)
     _record(trace, conn, url, "GET", b"", sent, response, failure, t0, "h2")
@@ -157,19 +157,18 @@ async def http2_request(
 
 
 async def _exchange_h2(
-    conn: Conn, headers: list[tuple[str, str]], response: Response, body_limit: int
+    trace: Trace, conn: Conn, headers: list[tuple[str, str]], response: Response, body_limit: int
 ) -> None:
     config = h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
     client = h2.connection.H2Connection(config=config)
     client.initiate_connection()
     stream = client.get_next_available_stream_id()
     client.send_headers(stream, headers, end_stream=True)
-    conn.writer.write(client.data_to_send())
-    await conn.writer.drain()
+    await _write(trace, conn, client.data_to_send())
     chunks: list[bytes] = []
     size = 0
     while True:
-        data = await conn.reader.read(65536)
+        data = await _read(trace, conn)
         if not data:
             raise EOFError("the connection closed before the response ended")
         for event in client.receive_data(data):
@@ -196,8 +195,40 @@ async def _exchange_h2(
             elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
                 response.body = b"".join(chunks)
                 return
-        conn.writer.write(client.data_to_send())
+        await _write(trace, conn, client.data_to_send())
+
+
+async def _write(trace: Trace, conn: Conn, data: bytes) -> None:
+    """Send, recording OONI's `write` network event."""
+    t0, failure = trace.now(), None
+    try:
+        conn.writer.write(data)
         await conn.writer.drain()
+    except Exception as exc:
+        failure = failure_of(exc)
+        raise
+    finally:
+        address = endpoint(conn.ip, conn.port)
+        trace.event("write", t0, address=address, failure=failure, num_bytes=len(data),
+                    tid=conn.tid)  # fmt: skip
+
+
+async def _read(trace: Trace, conn: Conn) -> bytes:
+    """Receive, recording OONI's `read` network event (its failure too, if it broke)."""
+    t0, failure, data = trace.now(), None, b""
+    try:
+        data = await conn.reader.read(65536)
+        return data
+    except asyncio.CancelledError:
+        failure = "generic_timeout_error"  # the operation's timeout cut the read short
+        raise
+    except Exception as exc:
+        failure = failure_of(exc)
+        raise
+    finally:
+        address = endpoint(conn.ip, conn.port)
+        trace.event("read", t0, address=address, failure=failure, num_bytes=len(data),
+                    tid=conn.tid)  # fmt: skip
 
 
 def _text(value: bytes | str) -> str:
@@ -205,6 +236,7 @@ def _text(value: bytes | str) -> str:
 
 
 async def _exchange(
+    trace: Trace,
     conn: Conn,
     method: str,
     target: str,
@@ -218,14 +250,13 @@ async def _exchange(
     payload = client.send(request) or b""
     if body:
         payload += client.send(h11.Data(data=body)) or b""
-    conn.writer.write(payload + (client.send(h11.EndOfMessage()) or b""))
-    await conn.writer.drain()
+    await _write(trace, conn, payload + (client.send(h11.EndOfMessage()) or b""))
     chunks: list[bytes] = []
     size = 0
     while True:
         event = client.next_event()
         if event is h11.NEED_DATA:
-            data = await conn.reader.read(65536)
+            data = await _read(trace, conn)
             if not data and client.their_state is h11.SEND_RESPONSE:
                 raise EOFError("the connection closed before a response")
             client.receive_data(data)
