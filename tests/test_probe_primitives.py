@@ -135,6 +135,8 @@ def test_tls_handshake(ca: LabCA, sni: str, trusted: bool, failure: str | None) 
 
     (handshake,) = run(go()).tls_handshakes
     assert handshake["failure"] == failure and handshake["server_name"] == sni
+    # the chain is kept whether or not it verified: a failure's chain is the evidence
+    assert [c["format"] for c in handshake["peer_certificates"]] == ["base64"]
     if failure is None:
         assert handshake["tls_version"].startswith("TLS")
         assert handshake["negotiated_protocol"] == "http/1.1"

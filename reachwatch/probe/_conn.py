@@ -104,18 +104,21 @@ async def tls_handshake(
     context.set_alpn_protocols(alpn)
     t0 = trace.now()
     failure = None
+    chain: list[bytes] = []
     try:
         await asyncio.wait_for(conn.writer.start_tls(context, server_hostname=server_name), timeout)
         conn.secure = True
+    except ssl.SSLCertVerificationError as exc:
+        failure = failure_of(exc)
+        # the certificates are the evidence of an interception: fetch them once more without
+        # checking them, as the failed handshake does not keep them
+        chain = await _unverified_chain(conn, server_name, alpn, timeout)
     except Exception as exc:
         failure = failure_of(exc)
-    certificates = []
     version = cipher = negotiated = None
     tls = conn.writer.get_extra_info("ssl_object") if failure is None else None
     if isinstance(tls, ssl.SSLObject):
-        certificates = [
-            {"format": "base64", "data": base64.b64encode(der).decode()} for der in peer_chain(tls)
-        ]
+        chain = peer_chain(tls)
         version = tls.version()
         cipher = (tls.cipher() or (None,))[0]
         negotiated = tls.selected_alpn_protocol()
@@ -129,7 +132,10 @@ async def tls_handshake(
             "failure": failure,
             "negotiated_protocol": negotiated,
             "no_tls_verify": context.verify_mode == ssl.CERT_NONE,
-            "peer_certificates": certificates or None,
+            "peer_certificates": [
+                {"format": "base64", "data": base64.b64encode(der).decode()} for der in chain
+            ]
+            or None,
             "tls_version": version,
             "cipher_suite": cipher,
             "t0": t0,
@@ -138,3 +144,26 @@ async def tls_handshake(
         }
     )
     return failure
+
+
+async def _unverified_chain(
+    conn: Conn, server_name: str, alpn: list[str], timeout: float
+) -> list[bytes]:
+    """The chain the server at conn's address presents for this SNI, unchecked."""
+    context = tls_context(verify=False)
+    context.set_alpn_protocols(alpn)
+    local = conn.writer.get_extra_info("sockname")
+    source = (local[0], 0) if local else None
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                conn.ip, conn.port, ssl=context, server_hostname=server_name, local_addr=source
+            ),
+            timeout,
+        )
+    except Exception:
+        return []
+    tls = writer.get_extra_info("ssl_object")
+    chain = peer_chain(tls) if isinstance(tls, ssl.SSLObject) else []
+    writer.close()
+    return chain
