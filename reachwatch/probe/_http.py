@@ -4,7 +4,9 @@ the way a browser does, recording every step."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -198,37 +200,35 @@ async def _exchange_h2(
         await _write(trace, conn, client.data_to_send())
 
 
-async def _write(trace: Trace, conn: Conn, data: bytes) -> None:
-    """Send, recording OONI's `write` network event."""
-    t0, failure = trace.now(), None
+@contextlib.contextmanager
+def _event(trace: Trace, conn: Conn, operation: str) -> Iterator[dict[str, Any]]:
+    """Record one OONI network event around an I/O operation, with its failure if it broke."""
+    record: dict[str, Any] = {"failure": None, "num_bytes": 0}
+    t0 = trace.now()
     try:
-        conn.writer.write(data)
-        await conn.writer.drain()
+        yield record
+    except asyncio.CancelledError:
+        record["failure"] = "generic_timeout_error"  # the operation's timeout cut it short
+        raise
     except Exception as exc:
-        failure = failure_of(exc)
+        record["failure"] = failure_of(exc)
         raise
     finally:
-        address = endpoint(conn.ip, conn.port)
-        trace.event("write", t0, address=address, failure=failure, num_bytes=len(data),
-                    tid=conn.tid)  # fmt: skip
+        trace.event(operation, t0, address=endpoint(conn.ip, conn.port), tid=conn.tid, **record)
+
+
+async def _write(trace: Trace, conn: Conn, data: bytes) -> None:
+    with _event(trace, conn, "write") as record:
+        record["num_bytes"] = len(data)
+        conn.writer.write(data)
+        await conn.writer.drain()
 
 
 async def _read(trace: Trace, conn: Conn) -> bytes:
-    """Receive, recording OONI's `read` network event (its failure too, if it broke)."""
-    t0, failure, data = trace.now(), None, b""
-    try:
+    with _event(trace, conn, "read") as record:
         data = await conn.reader.read(65536)
+        record["num_bytes"] = len(data)
         return data
-    except asyncio.CancelledError:
-        failure = "generic_timeout_error"  # the operation's timeout cut the read short
-        raise
-    except Exception as exc:
-        failure = failure_of(exc)
-        raise
-    finally:
-        address = endpoint(conn.ip, conn.port)
-        trace.event("read", t0, address=address, failure=failure, num_bytes=len(data),
-                    tid=conn.tid)  # fmt: skip
 
 
 def _text(value: bytes | str) -> str:
