@@ -365,3 +365,37 @@ async def collector_server(received: list[dict[str, Any]]) -> AsyncIterator[str]
         yield f"http://{LOOPBACK}:{server.sockets[0].getsockname()[1]}/"
     finally:
         server.close()
+
+
+class _StunProtocol(asyncio.DatagramProtocol):
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.mode == "silent" or self.transport is None or len(data) < 20:
+            return
+        cookie, transaction = data[4:8], data[8:20]
+        ip, port = addr
+        value = struct.pack("!BBH", 0, 1, port ^ 0x2112) + bytes(
+            a ^ b for a, b in zip(socket.inet_aton(ip), cookie, strict=True)
+        )
+        attribute = struct.pack("!HH", 0x0020, len(value)) + value
+        self.transport.sendto(
+            struct.pack("!HH", 0x0101, len(attribute)) + cookie + transaction + attribute, addr
+        )
+
+
+@asynccontextmanager
+async def stun_server(mode: str = "answer") -> AsyncIterator[int]:
+    """A STUN server (RFC 5389 binding) on loopback that answers, or stays silent."""
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: _StunProtocol(mode), local_addr=(LOOPBACK, 0)
+    )
+    try:
+        yield transport.get_extra_info("sockname")[1]
+    finally:
+        transport.close()

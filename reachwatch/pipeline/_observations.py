@@ -109,26 +109,30 @@ def _primitives(uid: str, keys: Primitives, scope: str | None, out: list[Observa
 
 
 def _udp_exchanges(uid: str, keys: Primitives, scope: str | None, out: list[Observation]) -> None:
-    """Group UDP network events per remote address into one exchange each (STUN and the like)."""
+    """Group UDP network events per remote address into one exchange each (STUN and the like):
+    the exchange failed with its first failing write or read."""
+    if _UDP.search(memoryview(keys.network_events)) is None:
+        return  # most tests record only TCP events: skip decoding (or copying) hundreds of them
     exchanges: dict[str, list[str | None]] = {}
     times: dict[str, tuple[float | None, float | None]] = {}
     current: str | None = None
-    if _UDP.search(memoryview(keys.network_events)) is None:
-        return  # most tests record only TCP events: skip decoding (or copying) hundreds of them
     for event in keys.events():
         if event.proto == "udp" and event.address:
             current = event.address
-            exchanges.setdefault(current, [])
-            first = times.get(current, (event.t0 if event.t0 is not None else event.t, None))[0]
-            times[current] = (first, event.t)
-        elif current is not None and event.operation in ("write", "read", "close"):
-            exchanges[current].append(event.failure)
-            times[current] = (times[current][0], event.t)
+        elif event.proto not in (None, "udp"):
+            current = None  # a TCP event: not part of the exchange
+        if current is None:
+            continue
+        failures = exchanges.setdefault(current, [])
+        if event.operation in ("write", "read", "close"):
+            failures.append(event.failure)
+        first = times.get(current, (event.t0 if event.t0 is not None else event.t, None))[0]
+        times[current] = (first, event.t)
     for address, failures in exchanges.items():
         ip, port = split_address(address)
         failure = next((f for f in failures if f), None)
-        if failure is None and not any(f is None for f in failures):
-            failure = keys.failure
+        if failure is None and not failures:
+            failure = keys.failure  # nothing was sent or read: the test's own failure
         t0, t = times[address]
         out.append(
             Observation(uid, len(out), "udp", scope, ip=ip, port=port, failure=failure, t0=t0, t=t)

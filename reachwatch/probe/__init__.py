@@ -10,6 +10,7 @@ from ._dns import lookup_getaddrinfo, lookup_udp
 from ._doh import lookup_doh
 from ._failures import failure_of
 from ._http import Fetch, NetConfig, Response, fetch, http_request, resolve
+from ._stun import stun_binding
 from ._trace import Trace
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "lookup_getaddrinfo",
     "lookup_udp",
     "resolve",
+    "stun_binding",
     "tcp_connect",
     "tls_context",
     "tls_handshake",
