@@ -399,3 +399,122 @@ async def stun_server(mode: str = "answer") -> AsyncIterator[int]:
         yield transport.get_extra_info("sockname")[1]
     finally:
         transport.close()
+
+
+@asynccontextmanager
+async def socks5_server(udp: bool = True) -> AsyncIterator[int]:
+    """A SOCKS5 proxy (RFC 1928, no auth) on loopback: CONNECT, and UDP ASSOCIATE if `udp`
+    (otherwise it answers "command not supported", as many proxies do). Yields its port."""
+    loop = asyncio.get_running_loop()
+
+    async def relay_tcp(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+    class UDPRelay(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.transport: asyncio.DatagramTransport | None = None
+            self.client: tuple[str, int] | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = cast(asyncio.DatagramTransport, transport)
+
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            assert self.transport is not None
+            if addr == self.client or self.client is None:  # from the client: unwrap, send on
+                self.client = addr
+                ip = socket.inet_ntoa(data[4:8])
+                port = struct.unpack("!H", data[8:10])[0]
+                self.transport.sendto(data[10:], (ip, port))
+            else:  # from the target: wrap, send back
+                header = b"\x00\x00\x00\x01" + socket.inet_aton(addr[0])
+                self.transport.sendto(header + struct.pack("!H", addr[1]) + data, self.client)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            _, count = await reader.readexactly(2)
+            await reader.readexactly(count)
+            writer.write(b"\x05\x00")
+            _, command, _, kind = await reader.readexactly(4)
+            if kind == 1:
+                host = socket.inet_ntoa(await reader.readexactly(4))
+            else:
+                host = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
+            port = struct.unpack("!H", await reader.readexactly(2))[0]
+            if command == 3 and udp:
+                transport, _ = await loop.create_datagram_endpoint(
+                    UDPRelay, local_addr=(LOOPBACK, 0)
+                )
+                bound = transport.get_extra_info("sockname")
+                writer.write(b"\x05\x00\x00\x01" + socket.inet_aton(bound[0])
+                             + struct.pack("!H", bound[1]))  # fmt: skip
+                await reader.read()  # the association lasts as long as this connection
+                transport.close()
+                return
+            if command != 1:
+                writer.write(b"\x05\x07\x00\x01" + b"\x00" * 6)
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(host, port)
+            except OSError:
+                writer.write(b"\x05\x05\x00\x01" + b"\x00" * 6)
+                return
+            writer.write(b"\x05\x00\x00\x01" + b"\x00" * 6)
+            await asyncio.gather(relay_tcp(reader, up_writer), relay_tcp(up_reader, writer))
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+@asynccontextmanager
+async def http_connect_proxy() -> AsyncIterator[int]:
+    """An HTTP proxy that only does CONNECT, on loopback; yields its port."""
+
+    async def relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            method, authority, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+            host, _, port = authority.decode().rpartition(":")
+            if method != b"CONNECT":
+                writer.write(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                return
+            try:
+                up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            except OSError:
+                writer.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
+                return
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await asyncio.gather(relay(reader, up_writer), relay(up_reader, writer))
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, LOOPBACK, 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()

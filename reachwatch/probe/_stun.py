@@ -13,6 +13,7 @@ import os
 import struct
 
 from ._failures import failure_of
+from ._proxy import ProxyError, UDPAssociation
 from ._trace import Trace, endpoint
 
 MAGIC_COOKIE = 0x2112A442
@@ -85,10 +86,16 @@ class _Answer(asyncio.DatagramProtocol):
 
 
 async def stun_binding(
-    trace: Trace, ip: str, port: int, *, timeout: float = STUN_TIMEOUT
+    trace: Trace,
+    ip: str,
+    port: int,
+    *,
+    timeout: float = STUN_TIMEOUT,
+    via: UDPAssociation | None = None,
 ) -> tuple[tuple[str, int] | None, str | None]:
-    """Send a binding request (retransmitted as RFC 5389 says) and wait for the answer.
-    Records OONI's `connect`, `write` and `read` network events with proto udp."""
+    """Send a binding request (retransmitted as RFC 5389 says) and wait for the answer,
+    directly or through a SOCKS5 UDP relay. Records OONI's `connect`, `write` and `read`
+    network events with proto udp."""
     tid, t0 = trace.transaction(), trace.now()
     address = endpoint(ip, port)
     transaction = os.urandom(12)
@@ -96,7 +103,7 @@ async def stun_binding(
     answer: asyncio.Future[bytes] = loop.create_future()
     try:
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Answer(answer), remote_addr=(ip, port)
+            lambda: _Answer(answer), remote_addr=via.relay if via else (ip, port)
         )
     except Exception as exc:
         refused = failure_of(exc)
@@ -104,6 +111,7 @@ async def stun_binding(
         return None, refused
     trace.event("connect", t0, address=address, proto="udp", tid=tid)
     request = binding_request(transaction)
+    packet = UDPAssociation.wrap(ip, port, request) if via else request
     mapped: tuple[str, int] | None = None
     failure: str | None = None
     data = b""
@@ -113,7 +121,7 @@ async def stun_binding(
     try:
         while True:
             sent_t0 = trace.now()
-            transport.sendto(request)
+            transport.sendto(packet)
             trace.event("write", sent_t0, address=address, num_bytes=len(request),
                         proto="udp", tid=tid)  # fmt: skip
             left = deadline - loop.time()
@@ -124,7 +132,9 @@ async def stun_binding(
                 break
             except TimeoutError:
                 wait *= 2
-        mapped = parse_binding_response(data, transaction)
+        mapped = parse_binding_response(UDPAssociation.unwrap(data) if via else data, transaction)
+    except ProxyError as exc:
+        failure = exc.failure
     except Exception as exc:
         failure = failure_of(exc) if not isinstance(exc, StunError) else f"unknown_failure: {exc}"
     finally:
