@@ -38,7 +38,10 @@ def test_a_good_catalogue_loads(tmp_path: Path) -> None:
     app = catalogue.app("chat")
     assert app.networks == (64500,)
     assert app.features["messaging"].rule == "any"
-    assert [e.target for e in app.features["messaging"].endpoints] == ["a.chat.example", "192.0.2.1"]
+    assert [e.target for e in app.features["messaging"].endpoints] == [
+        "a.chat.example",
+        "192.0.2.1",
+    ]
     assert app.features["calls"].endpoints[0].protocol == "udp-stun"
 
 
