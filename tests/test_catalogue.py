@@ -86,7 +86,20 @@ def test_an_unknown_app_lists_the_known_ones(tmp_path: Path) -> None:
 
 def test_the_shipped_catalogue_loads_and_covers_the_apps() -> None:
     catalogue = default_catalogue()
-    assert {"whatsapp", "telegram", "signal", "facebook_messenger"} <= set(catalogue.apps)
+    apps = {
+        "whatsapp",
+        "telegram",
+        "signal",
+        "facebook_messenger",
+        "teams",
+        "skype",
+        "viber",
+        "zoom",
+    }
+    assert apps <= set(catalogue.apps)
+    for app in ("whatsapp", "signal", "facebook_messenger", "teams", "skype"):
+        calls = catalogue.app(app).features["calls"]
+        assert any(e.protocol == "udp-stun" for e in calls.endpoints)
     for app in catalogue.apps.values():
         for feature in app.features.values():
             assert all(endpoint.source for endpoint in feature.endpoints)
