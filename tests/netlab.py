@@ -379,6 +379,18 @@ class _StunProtocol(asyncio.DatagramProtocol):
         if self.mode == "silent" or self.transport is None or len(data) < 20:
             return
         cookie, transaction = data[4:8], data[8:20]
+        if data[:2] == b"\x00\x03":  # a TURN Allocate: ask for credentials, as relays do
+            code = struct.pack("!HBB", 0, 4, 1) + b"Unauthorized"
+            realm = b"lab"
+            attributes = (
+                struct.pack("!HH", 0x0009, len(code)) + code + b"\x00" * (-len(code) % 4)
+                + struct.pack("!HH", 0x0014, len(realm)) + realm + b"\x00" * (-len(realm) % 4)
+            )  # fmt: skip
+            self.transport.sendto(
+                struct.pack("!HH", 0x0113, len(attributes)) + cookie + transaction + attributes,
+                addr,
+            )
+            return
         ip, port = addr
         value = struct.pack("!BBH", 0, 1, port ^ 0x2112) + bytes(
             a ^ b for a, b in zip(socket.inet_aton(ip), cookie, strict=True)
@@ -391,7 +403,8 @@ class _StunProtocol(asyncio.DatagramProtocol):
 
 @asynccontextmanager
 async def stun_server(mode: str = "answer") -> AsyncIterator[int]:
-    """A STUN server (RFC 5389 binding) on loopback that answers, or stays silent."""
+    """A STUN server (RFC 5389 binding; a TURN Allocate gets 401 as from a real relay) on
+    loopback that answers, or stays silent."""
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
         lambda: _StunProtocol(mode), local_addr=(LOOPBACK, 0)
     )

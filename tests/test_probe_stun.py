@@ -9,7 +9,7 @@ import pytest
 
 from reachwatch.model import parse_measurement
 from reachwatch.pipeline import observations_of, verdicts_of
-from reachwatch.probe import Trace, stun_binding
+from reachwatch.probe import Trace, stun_binding, turn_allocate
 from reachwatch.probe._stun import StunError, binding_request, parse_binding_response
 
 from .conftest import dumps, measurement
@@ -71,3 +71,16 @@ def test_codec_refuses_what_is_not_our_answer() -> None:
         parse_binding_response(b"\x01\x01", transaction)
     with pytest.raises(StunError, match="not an answer"):
         parse_binding_response(b"\x01\x01\x00\x00" + b"\x00" * 16, transaction)
+
+
+def test_turn_allocate_reaches_a_relay_that_asks_for_credentials() -> None:
+    async def go() -> tuple[tuple[int | None, str | None], tuple[int | None, str | None]]:
+        async with stun_server() as relay:
+            answered = await turn_allocate(Trace(), LOOPBACK, relay, timeout=2)
+        async with stun_server("silent") as silent:
+            dropped = await turn_allocate(Trace(), LOOPBACK, silent, timeout=1)
+        return answered, dropped
+
+    answered, dropped = asyncio.run(go())
+    assert answered == (401, None)  # Unauthorized: the relay is there
+    assert dropped == (None, "generic_timeout_error")

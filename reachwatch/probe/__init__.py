@@ -10,7 +10,7 @@ from ._dns import lookup_getaddrinfo, lookup_udp
 from ._doh import lookup_doh
 from ._failures import failure_of
 from ._http import Fetch, NetConfig, Response, fetch, http_request, resolve
-from ._stun import stun_binding
+from ._stun import stun_binding, turn_allocate
 from ._trace import Trace
 
 __all__ = [
@@ -30,4 +30,5 @@ __all__ = [
     "tcp_connect",
     "tls_context",
     "tls_handshake",
+    "turn_allocate",
 ]

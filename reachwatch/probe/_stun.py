@@ -20,6 +20,12 @@ MAGIC_COOKIE = 0x2112A442
 BINDING_REQUEST = 0x0001
 BINDING_SUCCESS = 0x0101
 BINDING_ERROR = 0x0111
+ALLOCATE_REQUEST = 0x0003  # TURN (RFC 5766)
+ALLOCATE_SUCCESS = 0x0103
+ALLOCATE_ERROR = 0x0113
+REQUESTED_TRANSPORT = 0x0019
+ERROR_CODE = 0x0009
+UDP_TRANSPORT = 17
 MAPPED_ADDRESS = 0x0001
 XOR_MAPPED_ADDRESS = 0x0020
 STUN_TIMEOUT = 5.0
@@ -32,6 +38,35 @@ class StunError(ValueError):
 
 def binding_request(transaction: bytes) -> bytes:
     return struct.pack("!HHI", BINDING_REQUEST, 0, MAGIC_COOKIE) + transaction
+
+
+def allocate_request(transaction: bytes) -> bytes:
+    """A TURN Allocate for a UDP relay, without credentials: a real relay answers it (with 401
+    Unauthorized and a realm), which is all reachability needs."""
+    attribute = struct.pack("!HHB3x", REQUESTED_TRANSPORT, 4, UDP_TRANSPORT)
+    header = struct.pack("!HHI", ALLOCATE_REQUEST, len(attribute), MAGIC_COOKIE)
+    return header + transaction + attribute
+
+
+def parse_allocate_response(data: bytes, transaction: bytes) -> int:
+    """The answer's code: 200 for an allocation, else its ERROR-CODE (401 asks for
+    credentials: the relay is there)."""
+    if len(data) < 20:
+        raise StunError("shorter than a STUN header")
+    kind, length, cookie = struct.unpack("!HHI", data[:8])
+    if cookie != MAGIC_COOKIE or data[8:20] != transaction:
+        raise StunError("not an answer to our request")
+    if kind == ALLOCATE_SUCCESS:
+        return 200
+    if kind != ALLOCATE_ERROR:
+        raise StunError(f"unexpected STUN message type 0x{kind:04x}")
+    body = data[20 : 20 + length]
+    while len(body) >= 4:
+        attribute, size = struct.unpack("!HH", body[:4])
+        if attribute == ERROR_CODE and size >= 4:
+            return int(body[6] & 0x07) * 100 + body[7]
+        body = body[4 + size + (-size % 4) :]
+    raise StunError("an allocate error without its code")
 
 
 def parse_binding_response(data: bytes, transaction: bytes) -> tuple[str, int]:
@@ -94,11 +129,48 @@ async def stun_binding(
     via: UDPAssociation | None = None,
 ) -> tuple[tuple[str, int] | None, str | None]:
     """Send a binding request (retransmitted as RFC 5389 says) and wait for the answer,
-    directly or through a SOCKS5 UDP relay. Records OONI's `connect`, `write` and `read`
-    network events with proto udp."""
+    directly or through a SOCKS5 UDP relay; (mapped address, failure)."""
+    transaction = os.urandom(12)
+    data, failure = await _exchange(trace, ip, port, binding_request(transaction), timeout, via)
+    if failure is not None:
+        return None, failure
+    try:
+        return parse_binding_response(data, transaction), None
+    except StunError as exc:
+        return None, f"unknown_failure: {exc}"
+
+
+async def turn_allocate(
+    trace: Trace,
+    ip: str,
+    port: int,
+    *,
+    timeout: float = STUN_TIMEOUT,
+    via: UDPAssociation | None = None,
+) -> tuple[int | None, str | None]:
+    """Ask a TURN relay for an allocation; (the answer's code, failure). 401 means reached."""
+    transaction = os.urandom(12)
+    data, failure = await _exchange(trace, ip, port, allocate_request(transaction), timeout, via)
+    if failure is not None:
+        return None, failure
+    try:
+        return parse_allocate_response(data, transaction), None
+    except StunError as exc:
+        return None, f"unknown_failure: {exc}"
+
+
+async def _exchange(
+    trace: Trace,
+    ip: str,
+    port: int,
+    request: bytes,
+    timeout: float,
+    via: UDPAssociation | None,
+) -> tuple[bytes, str | None]:
+    """One STUN request and its answer over UDP, retransmitted; OONI's `connect`, `write` and
+    `read` network events (proto udp) record it."""
     tid, t0 = trace.transaction(), trace.now()
     address = endpoint(ip, port)
-    transaction = os.urandom(12)
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[bytes] = loop.create_future()
     try:
@@ -108,11 +180,9 @@ async def stun_binding(
     except Exception as exc:
         refused = failure_of(exc)
         trace.event("connect", t0, address=address, failure=refused, proto="udp", tid=tid)
-        return None, refused
+        return b"", refused
     trace.event("connect", t0, address=address, proto="udp", tid=tid)
-    request = binding_request(transaction)
     packet = UDPAssociation.wrap(ip, port, request) if via else request
-    mapped: tuple[str, int] | None = None
     failure: str | None = None
     data = b""
     deadline = loop.time() + timeout
@@ -132,13 +202,14 @@ async def stun_binding(
                 break
             except TimeoutError:
                 wait *= 2
-        mapped = parse_binding_response(UDPAssociation.unwrap(data) if via else data, transaction)
+        if via:
+            data = UDPAssociation.unwrap(data)
     except ProxyError as exc:
         failure = exc.failure
     except Exception as exc:
-        failure = failure_of(exc) if not isinstance(exc, StunError) else f"unknown_failure: {exc}"
+        failure = failure_of(exc)
     finally:
         transport.close()
     trace.event("read", read_t0, address=address, failure=failure, proto="udp", tid=tid,
                 num_bytes=len(data))  # fmt: skip
-    return mapped, failure
+    return data, failure
