@@ -23,6 +23,20 @@ _EVENTS = msgspec.json.Decoder(list[NetworkEvent] | None)
 NULL = msgspec.Raw(b"null")
 
 
+class EndpointRecord(msgspec.Struct, kw_only=True, gc=False):
+    """Which operations of a measurement tried one catalogue endpoint (reachwatch's app tests)."""
+
+    target: str
+    port: int
+    protocol: str
+    transactions: list[int] = []
+
+
+class FeatureRecord(msgspec.Struct, kw_only=True, gc=False):
+    rule: str
+    endpoints: list[EndpointRecord] = []
+
+
 class Primitives(msgspec.Struct, kw_only=True, gc=False):
     """The event lists most experiments share (OONI's archival format)."""
 
@@ -34,6 +48,8 @@ class Primitives(msgspec.Struct, kw_only=True, gc=False):
     # decoded on demand: web_connectivity records hundreds of these that no verdict reads
     network_events: msgspec.Raw = NULL
     failure: str | None = None
+    # reachwatch's app tests: per feature, its rule and which transactions tried each endpoint
+    x_features: dict[str, FeatureRecord] | None = None
 
     def events(self) -> list[NetworkEvent]:
         return _EVENTS.decode(self.network_events) or []
@@ -219,6 +235,10 @@ class OpenVPNKeys(Primitives, kw_only=True):
     bootstrap_time: Number | None = None
 
 
+class CatalogueAppKeys(Primitives, kw_only=True):
+    """An app reachwatch measures from its catalogue and OONI has no test for."""
+
+
 TestKeys = (
     WebConnectivityKeys
     | WhatsAppKeys
@@ -233,6 +253,7 @@ TestKeys = (
     | PsiphonKeys
     | RiseupVPNKeys
     | OpenVPNKeys
+    | CatalogueAppKeys
 )
 
 TEST_KEYS: dict[str, type[TestKeys]] = {
@@ -250,5 +271,9 @@ TEST_KEYS: dict[str, type[TestKeys]] = {
     "psiphon": PsiphonKeys,
     "riseupvpn": RiseupVPNKeys,
     "openvpn": OpenVPNKeys,
+    "skype": CatalogueAppKeys,
+    "teams": CatalogueAppKeys,
+    "viber": CatalogueAppKeys,
+    "zoom": CatalogueAppKeys,
 }
 """Experiments whose test_keys reachwatch parses; any other test name is stored, marked unknown."""

@@ -11,7 +11,14 @@ from collections.abc import Callable
 from ...model import ParsedMeasurement
 from ..fingerprints import Fingerprints, default_fingerprints
 from ._common import BLOCKED, DOWN, ERROR, OK, Verdict
-from .apps import facebook_messenger, signal, stunreachability, telegram, whatsapp
+from .apps import (
+    catalogue_app,
+    facebook_messenger,
+    signal,
+    stunreachability,
+    telegram,
+    whatsapp,
+)
 from .circumvention import openvpn, psiphon, riseupvpn, tor, tor_bootstrap
 from .generic import dnscheck, urlgetter
 from .web_connectivity import web_connectivity
@@ -33,6 +40,10 @@ RULES: dict[str, Rule] = {
     "psiphon": psiphon,
     "riseupvpn": riseupvpn,
     "openvpn": openvpn,
+    "skype": catalogue_app,
+    "teams": catalogue_app,
+    "viber": catalogue_app,
+    "zoom": catalogue_app,
 }
 
 

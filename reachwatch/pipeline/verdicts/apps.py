@@ -17,6 +17,7 @@ import re
 from datetime import datetime
 
 from ...model import (
+    EndpointRecord,
     FacebookMessengerKeys,
     ParsedMeasurement,
     Primitives,
@@ -65,6 +66,8 @@ def _feature(target: str, reaches: list[Reach], rule: str, says: str | None) -> 
 
 def whatsapp(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     keys = pm.keys
+    if isinstance(keys, Primitives) and keys.x_features:
+        return catalogue_app(pm, _fps)  # measured by reachwatch from its catalogue
     if not isinstance(keys, WhatsAppKeys):
         return [error("whatsapp/messaging", "test_keys are missing")]
     chat_ips = {
@@ -97,6 +100,8 @@ def whatsapp(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
 
 def telegram(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     keys = pm.keys
+    if isinstance(keys, Primitives) and keys.x_features:
+        return catalogue_app(pm, _fps)  # measured by reachwatch from its catalogue
     if not isinstance(keys, TelegramKeys):
         return [error("telegram/messaging", "test_keys are missing")]
     web_ips = addresses_of(keys, "web.telegram.org")  # the web client is not a data centre
@@ -116,6 +121,8 @@ def telegram(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
 def signal(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     target = "signal/messaging"
     keys = pm.keys
+    if isinstance(keys, Primitives) and keys.x_features:
+        return catalogue_app(pm, _fps)  # measured by reachwatch from its catalogue
     if not isinstance(keys, SignalKeys):
         return [error(target, "test_keys are missing")]
     says = keys.signal_backend_status
@@ -153,6 +160,8 @@ def _signal_probe_unreliable(pm: ParsedMeasurement) -> str | None:
 def facebook_messenger(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     target = "facebook_messenger/messaging"
     keys = pm.keys
+    if isinstance(keys, Primitives) and keys.x_features:
+        return catalogue_app(pm, _fps)  # measured by reachwatch from its catalogue
     if not isinstance(keys, FacebookMessengerKeys):
         return [error(target, "test_keys are missing")]
     says = (
@@ -227,3 +236,69 @@ def _version(text: str | None) -> tuple[int, ...]:
         digits = "".join(ch for ch in piece if ch.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
+
+
+_STAGE_ORDER = {"dns": 0, "tcp": 1, "tls": 2, "http": 3, "udp": 3}
+
+
+def catalogue_app(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
+    """An app measured from reachwatch's catalogue: each feature by its own rule, from the
+    operations that tried each of its endpoints (`x_features`)."""
+    keys = pm.keys
+    test = pm.base.test_name
+    if not isinstance(keys, Primitives) or not keys.x_features:
+        return [error(f"{test}/messaging", "no feature of the app was measured")]
+    operations = _operations(keys)
+    return [
+        _feature(
+            f"{test}/{name}",
+            [_endpoint_reach(endpoint, operations) for endpoint in record.endpoints],
+            record.rule,
+            None,
+        )
+        for name, record in keys.x_features.items()
+    ]
+
+
+def _operations(keys: Primitives) -> dict[int, list[tuple[str, str | None, bool]]]:
+    """Per transaction: (stage, failure, reached) of every operation it recorded."""
+    out: dict[int, list[tuple[str, str | None, bool]]] = {}
+
+    def add(tid: int | None, stage: str, failure: str | None, reached: bool) -> None:
+        if tid is not None:
+            out.setdefault(tid, []).append((stage, failure, reached))
+
+    for query in keys.queries or ():
+        failed = bool(query.failure) and not query.answers
+        add(query.transaction_id, "dns", query.failure if failed else None, not failed)
+    for connect in keys.tcp_connects():
+        failure = connect.status.failure if connect.status else "unknown_failure"
+        add(connect.transaction_id, "tcp", failure, failure is None)
+    for handshake in keys.tls_handshakes or ():
+        add(handshake.transaction_id, "tls", handshake.failure, handshake.failure is None)
+    for request in keys.requests or ():
+        answered = bool(request.response and (request.response.code or 0) > 0)
+        reached = request.failure is None or (answered and not is_network_failure(request.failure))
+        add(request.transaction_id, "http", None if reached else request.failure, reached)
+    for event in keys.events():
+        if event.proto == "udp" and event.operation == "read":
+            add(event.transaction_id, "udp", event.failure, event.failure is None)
+    return out
+
+
+def _endpoint_reach(
+    endpoint: EndpointRecord, operations: dict[int, list[tuple[str, str | None, bool]]]
+) -> Reach:
+    where = f"{endpoint.protocol} {endpoint.target}:{endpoint.port}"
+    steps = [step for tid in endpoint.transactions for step in operations.get(tid, ())]
+    if not steps:
+        return Reach(False, where=where, attempted=False)
+    final = {"tcp": "tcp", "tls": "tls", "https": "http", "udp-stun": "udp", "turn": "udp"}
+    goal = final.get(endpoint.protocol, "tcp")
+    if any(stage == goal and reached for stage, _, reached in steps):
+        return Reach(True, where=where)
+    failures = [(stage, failure) for stage, failure, reached in steps if not reached and failure]
+    if not failures:
+        return Reach(False, goal, "unknown_failure", where)
+    stage, failure = max(failures, key=lambda item: _STAGE_ORDER.get(item[0], 0))
+    return Reach(False, stage, failure, where)
