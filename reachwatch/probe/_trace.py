@@ -17,14 +17,27 @@ Entry = dict[str, Any]
 class Trace:
     """The archival lists of one measurement; primitives share one so transaction ids are unique."""
 
-    def __init__(self, zero: float | None = None) -> None:
+    def __init__(self, zero: float | None = None, ids: itertools.count[int] | None = None) -> None:
         self.zero = time.perf_counter() if zero is None else zero
         self.queries: list[Entry] = []
         self.tcp_connect: list[Entry] = []
         self.tls_handshakes: list[Entry] = []
         self.requests: list[Entry] = []
         self.network_events: list[Entry] = []
-        self._ids = itertools.count(1)
+        self._ids = ids or itertools.count(1)
+
+    def child(self) -> Trace:
+        """A trace for one part of the measurement: same clock, unique transaction ids."""
+        return Trace(self.zero, self._ids)
+
+    def merge(self, child: Trace) -> set[int]:
+        """Take a child's entries in; returns the transaction ids they carry."""
+        ids: set[int] = set()
+        for name in ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events"):
+            entries: list[Entry] = getattr(child, name)
+            getattr(self, name).extend(entries)
+            ids.update(e["transaction_id"] for e in entries if e.get("transaction_id"))
+        return ids
 
     def now(self) -> float:
         return round(time.perf_counter() - self.zero, 9)

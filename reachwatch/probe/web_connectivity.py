@@ -118,7 +118,9 @@ async def measure(url: str, context: ProbeContext) -> dict[str, Any]:
         "accessible": None,
         "blocking": None,
     }
-    measurement = _base(url, context, started, time.perf_counter() - clock, keys)
+    measurement = base_measurement(
+        url, TEST_NAME, TEST_VERSION, context, started, time.perf_counter() - clock, keys
+    )
     _conclude(measurement)
     return measurement
 
@@ -135,10 +137,18 @@ async def _connectivity(
     await conn.close()
 
 
-def _base(
-    url: str, context: ProbeContext, started: datetime, runtime: float, keys: dict[str, Any]
+def base_measurement(
+    url: str | None,
+    test_name: str,
+    test_version: str,
+    context: ProbeContext,
+    started: datetime,
+    runtime: float,
+    keys: dict[str, Any],
 ) -> dict[str, Any]:
+    """OONI's base keys (df-000) around a test's keys; never the probe's address."""
     start = started.strftime("%Y-%m-%d %H:%M:%S")
+    report_name = test_name.replace("_", "")
     return {
         "annotations": {"engine_name": "reachwatch", "engine_version": __version__},
         "data_format_version": "0.2.0",
@@ -150,7 +160,7 @@ def _base(
         "probe_ip": "127.0.0.1",
         "probe_network_name": context.network_name,
         "report_id": (
-            f"{started:%Y%m%dT%H%M%SZ}_webconnectivity_{context.probe_cc}_{context.probe_asn}"
+            f"{started:%Y%m%dT%H%M%SZ}_{report_name}_{context.probe_cc}_{context.probe_asn}"
             f"_n1_reachwatch"
         ),
         "resolver_asn": None,
@@ -159,10 +169,10 @@ def _base(
         "software_name": "reachwatch",
         "software_version": __version__,
         "test_keys": keys,
-        "test_name": TEST_NAME,
+        "test_name": test_name,
         "test_runtime": round(runtime, 6),
         "test_start_time": start,
-        "test_version": TEST_VERSION,
+        "test_version": test_version,
     }
 
 

@@ -1,0 +1,117 @@
+"""App experiments driven by the catalogue: every feature of an app (messaging, calls, web, ...)
+measured the way the app reaches it, so "messaging ok, calls blocked" comes out as exactly that.
+
+Each endpoint is tried with its protocol: a TCP connect (`tcp`), a TLS handshake (`tls`), an
+HTTPS request (`https`), a STUN binding (`udp-stun`) or a TURN allocate (`turn`). The
+measurement keeps OONI's archival lists and, under `x_features`, which transactions tried which
+endpoint of which feature, so the pipeline judges each feature by its own rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ..model import parse_measurement
+from ..pipeline.verdicts import verdicts_of
+from ._conn import tcp_connect, tls_context, tls_handshake
+from ._http import NetConfig, http_request, resolve
+from ._stun import stun_binding, turn_allocate
+from ._trace import Trace
+from .catalogue import Catalogue, Endpoint, default_catalogue
+from .web_connectivity import ProbeContext, base_measurement
+
+APP_TEST_VERSION = "0.1.0"
+MAX_AT_ONCE = 16
+ADDRESSES_PER_ENDPOINT = 2
+
+
+async def measure_app(
+    key: str, context: ProbeContext, catalogue: Catalogue | None = None
+) -> dict[str, Any]:
+    """One measurement of every feature of app `key` (a CatalogueError lists the known apps)."""
+    app = (catalogue or default_catalogue()).app(key)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    trace = Trace(clock)
+    gate = asyncio.Semaphore(MAX_AT_ONCE)
+
+    async def one(endpoint: Endpoint) -> tuple[Trace, Endpoint]:
+        async with gate:
+            child = trace.child()
+            await _try(child, endpoint, context.net)
+            return child, endpoint
+
+    features: dict[str, Any] = {}
+    for name, feature in app.features.items():
+        done = await asyncio.gather(*(one(e) for e in feature.endpoints))
+        features[name] = {
+            "rule": feature.rule,
+            "endpoints": [
+                {
+                    "target": endpoint.target,
+                    "port": endpoint.port,
+                    "protocol": endpoint.protocol,
+                    "transactions": sorted(trace.merge(child)),
+                }
+                for child, endpoint in done
+            ],
+        }
+    keys: dict[str, Any] = {**trace.archival(), "failure": None, "x_features": features}
+    measurement = base_measurement(
+        None, key, APP_TEST_VERSION, context, started, time.perf_counter() - clock, keys
+    )
+    _summarise(measurement)
+    return measurement
+
+
+async def _try(trace: Trace, endpoint: Endpoint, net: NetConfig) -> None:
+    """Reach one endpoint with its protocol, recording every step in `trace`."""
+    addrs, failure = await resolve(trace, endpoint.target, net)
+    if failure is not None:
+        return
+    for ip in addrs[:ADDRESSES_PER_ENDPOINT]:
+        if endpoint.protocol == "udp-stun":
+            _, failure = await stun_binding(trace, ip, endpoint.port, timeout=net.timeout)
+        elif endpoint.protocol == "turn":
+            _, failure = await turn_allocate(trace, ip, endpoint.port, timeout=net.timeout)
+        else:
+            failure = await _stream(trace, ip, endpoint, net)
+        if failure is None:
+            return
+
+
+async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> str | None:
+    conn, failure = await tcp_connect(
+        trace, ip, endpoint.port, timeout=net.timeout, source=net.source
+    )
+    if conn is None or endpoint.protocol == "tcp":
+        if conn is not None:
+            await conn.close()
+        return failure
+    try:
+        context = tls_context(cafile=net.ca_file)
+        failure = await tls_handshake(
+            trace, conn, endpoint.host or ip, context=context, timeout=net.timeout
+        )
+        if failure is None and endpoint.protocol == "https":
+            port = "" if endpoint.port == 443 else f":{endpoint.port}"
+            url = f"https://{endpoint.host or ip}{port}{endpoint.path}"
+            _, failure = await http_request(trace, conn, url, timeout=net.timeout)
+    finally:
+        await conn.close()
+    return failure
+
+
+def _summarise(measurement: dict[str, Any]) -> None:
+    """Our pipeline's verdict per feature, kept with the measurement for the person reading it."""
+    verdicts = verdicts_of(parse_measurement(orjson.dumps(measurement)))
+    measurement["test_keys"]["x_reachwatch"] = {
+        v.target.split("/", 1)[-1]: {"verdict": v.verdict, "technique": v.technique,
+                                      "reason": v.reason}
+        for v in verdicts
+    }  # fmt: skip

@@ -1,0 +1,102 @@
+"""The catalogue-driven app experiment against loopback servers: every feature judged by its own
+rule, so "web works, calls blocked" comes out as exactly that."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reachwatch.model import parse_measurement
+from reachwatch.pipeline import verdicts_of
+from reachwatch.probe import NetConfig
+from reachwatch.probe.apps import measure_app
+from reachwatch.probe.catalogue import CatalogueError, load_catalogue
+from reachwatch.probe.web_connectivity import ProbeContext
+
+from .conftest import dumps
+from .netlab import LOOPBACK, LabCA, dns_server, stun_server, web_server
+
+SOURCE = "lab"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def _catalogue(tmp_path: Path, web: list[tuple[str, int]], calls: list[int], web_rule: str) -> Path:
+    lines = ["version: 1", "apps:", "  teams:", "    name: Lab Teams", "    features:"]
+    lines += [f"      web:\n        rule: {web_rule}", "        endpoints:"]
+    lines += [f"          - {{host: {host}, port: {port}, protocol: {proto}, source: {SOURCE}}}"
+              for proto, port, host in ((p, port, "teams.test") for p, port in web)]  # fmt: skip
+    lines += ["      calls:\n        rule: any", "        endpoints:"]
+    lines += [f"          - {{ip: {LOOPBACK}, port: {port}, protocol: udp-stun, source: {SOURCE}}}"
+              for port in calls]  # fmt: skip
+    path = tmp_path / "apps.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run(tmp_path: Path, stun_modes: list[str], web: list[str], web_rule: str = "each") -> Any:
+    """Measure the lab app: `web` lists "https", "tls" or "closed" endpoints; `stun_modes` one
+    STUN server per mode. Returns the measurement and {feature: (verdict, technique)}."""
+    ca = LabCA(tmp_path)
+
+    async def go() -> dict[str, Any]:
+        async with (
+            web_server(tls=ca.server_context("teams.test")) as site,
+            dns_server({"teams.test": [LOOPBACK]}) as resolver,
+            stun_server(stun_modes[0]) as first,
+            stun_server(stun_modes[-1]) as last,
+        ):
+            ports = {"https": site, "tls": site, "closed": _closed_port()}
+            endpoints = [("tcp" if kind == "closed" else kind, ports[kind]) for kind in web]
+            stun = [first, last][: len(stun_modes)]
+            catalogue = load_catalogue(_catalogue(tmp_path, endpoints, stun, web_rule))
+            net = NetConfig(resolver=resolver, ca_file=ca.ca_file, timeout=1.6)
+            return await measure_app("teams", ProbeContext(net=net), catalogue)
+
+    measurement = asyncio.run(go())
+    verdicts = verdicts_of(parse_measurement(dumps(measurement)))
+    return measurement, {v.target: (v.verdict, v.technique) for v in verdicts}
+
+
+def test_every_feature_reached(tmp_path: Path) -> None:
+    measurement, verdicts = _run(tmp_path, ["answer"], ["https"])
+    assert verdicts == {"teams/web": ("ok", None), "teams/calls": ("ok", None)}
+    keys = measurement["test_keys"]
+    assert measurement["test_name"] == "teams"
+    assert keys["x_reachwatch"]["calls"]["verdict"] == "ok"  # the probe's own reading agrees
+    assert [q["hostname"] for q in keys["queries"]] == ["teams.test"]
+    assert keys["requests"][0]["response"]["code"] == 200
+    web = keys["x_features"]["web"]["endpoints"][0]
+    assert web["transactions"] and web["protocol"] == "https"
+    assert measurement["probe_ip"] == "127.0.0.1"  # never the probe's own address
+
+
+def test_calls_blocked_while_web_works(tmp_path: Path) -> None:
+    _, verdicts = _run(tmp_path, ["silent"], ["https"])
+    assert verdicts == {"teams/web": ("ok", None), "teams/calls": ("blocked", "udp.timeout")}
+
+
+def test_any_rule_needs_one_relay(tmp_path: Path) -> None:
+    _, verdicts = _run(tmp_path, ["silent", "answer"], ["tls"])
+    assert verdicts["teams/calls"] == ("ok", None)
+    assert verdicts["teams/web"] == ("ok", None)
+
+
+def test_each_rule_needs_every_endpoint(tmp_path: Path) -> None:
+    _, each = _run(tmp_path, ["answer"], ["https", "closed"])
+    assert each["teams/web"] == ("blocked", "tcp.refused")
+    _, any_ = _run(tmp_path, ["answer"], ["https", "closed"], web_rule="any")
+    assert any_["teams/web"] == ("ok", None)
+
+
+def test_unknown_app_lists_the_known_ones() -> None:
+    with pytest.raises(CatalogueError, match="whatsapp"):
+        asyncio.run(measure_app("skipe", ProbeContext()))
