@@ -298,6 +298,8 @@ class Lab:
             self.ports["reset"] = await stack.enter_async_context(
                 web_server("reset", only_for=PROBE_ADDRESS)
             )
+            self.ports["stun"] = await stack.enter_async_context(stun_server())
+            self.ports["stun-silent"] = await stack.enter_async_context(stun_server("silent"))
             zone = {"example.test": [LOOPBACK]}
             self.ports["dns"] = await stack.enter_async_context(dns_server(zone))
             self.received: list[dict[str, Any]] = []

@@ -179,3 +179,35 @@ def test_submit_skips_lines_that_are_not_measurements(lab: Lab, tmp_path: Path) 
     assert "skipped" in done.stderr and ":2: invalid JSON" in done.stderr
     assert ":3: not a measurement" in done.stderr
     assert "submitted 1 of 1" in done.stdout
+
+
+def test_probe_an_app_then_the_store_answers_per_feature(lab: Lab, tmp_path: Path) -> None:
+    """`probe --app`: web reached, the call relay silent; the store says so feature by feature."""
+    catalogue = tmp_path / "apps.yaml"
+    catalogue.write_text(
+        "version: 1\napps:\n  viber:\n    name: Lab Viber\n    features:\n"
+        "      web:\n        rule: each\n        endpoints:\n"
+        f"          - {{host: example.test, port: {lab.ports['page']}, protocol: tcp,"
+        " source: lab}\n"
+        "      calls:\n        rule: any\n        endpoints:\n"
+        f"          - {{ip: {LOOPBACK}, port: {lab.ports['stun-silent']}, protocol: udp-stun,"
+        " source: lab}\n"
+    )
+    output = tmp_path / "out.jsonl"
+    common = ("--catalogue", str(catalogue), "--output", str(output), "--cc", "AZ", "--asn",
+              "AS28707", "--resolver", lab.ports["dns"], "--timeout", "1.6")  # fmt: skip
+    unknown = reachwatch("probe", "--app", "skipe", *common)
+    assert unknown.returncode == 2 and "skipe" in unknown.stderr and "viber" in unknown.stderr
+    assert not output.exists()  # nothing measured before the mistake was caught
+    done = reachwatch("probe", "--app", "viber", *common)
+    assert done.returncode == 0, done.stderr
+    assert "viber/calls" in done.stdout and "udp.timeout" in done.stdout
+    (measurement,) = [orjson.loads(line) for line in output.read_bytes().splitlines()]
+    assert measurement["test_name"] == "viber" and measurement["probe_cc"] == "AZ"
+    db = tmp_path / "r.duckdb"
+    ingested = reachwatch("ingest", "--db", str(db), str(output))
+    assert "stored 1" in ingested.stdout, ingested.stderr
+    rows = reachwatch("verdicts", "--db", str(db), "--test", "viber", "--format", "jsonl")
+    found = {r["target"]: (r["verdict"], r["technique"])
+             for r in map(orjson.loads, rows.stdout.splitlines())}  # fmt: skip
+    assert found == {"viber/web": ("ok", None), "viber/calls": ("blocked", "udp.timeout")}

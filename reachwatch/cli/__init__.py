@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -228,13 +228,23 @@ def probe(
     collector: Annotated[
         str | None, typer.Option(help="Submit the measurements to this collector too.")
     ] = None,
+    apps: Annotated[
+        list[str] | None,
+        typer.Option("--app", help="Measure an app's features (e.g. teams); repeatable."),
+    ] = None,
+    catalogue_file: Annotated[
+        Path | None, typer.Option("--catalogue", help="App catalogue (default: the shipped one).")
+    ] = None,
 ) -> None:
-    """Measure websites from this network (OONI's web_connectivity), with a control."""
+    """Measure websites (OONI's web_connectivity, with a control) and apps, feature by feature
+    (messaging, calls, web...) from the catalogue, from this network."""
     import asyncio
 
     from ..model import parse_asn
     from ..probe import NetConfig
     from ..probe._geo import IPDatabase, Network
+    from ..probe.apps import measure_app
+    from ..probe.catalogue import load_catalogue
     from ..probe.runner import Skipped, locate, read_test_list, run, valid_targets
     from ..probe.web_connectivity import ProbeContext
 
@@ -248,8 +258,11 @@ def probe(
     skipped += invalid
     for item in skipped:
         errors.print(f"skipped {item.input}: {item.reason}")
-    if not targets:
-        raise ReachwatchError("nothing to measure: give URLs or --input-file")
+    catalogue = load_catalogue(catalogue_file)
+    for key in apps or ():
+        catalogue.app(key)  # an unknown app fails here, before anything is measured
+    if not targets and not apps:
+        raise ReachwatchError("nothing to measure: give URLs, --input-file or --app")
     net = NetConfig(
         resolver=resolver,
         source=source_address,
@@ -269,7 +282,7 @@ def probe(
     where = f"{context.probe_cc} AS{context.probe_asn} {context.network_name or ''}"
     errors.print(f"measuring from {where.strip()}")
     results: list[tuple[str, str, str]] = []
-    measured: list[dict[str, object]] = []
+    measured: list[dict[str, Any]] = []
     with (
         open(output, "ab") as out,
         Progress(
@@ -277,28 +290,38 @@ def probe(
             TimeRemainingColumn(), console=errors, transient=True,
         ) as bar,
     ):  # fmt: skip
-        task = bar.add_task("probe", total=len(targets))
+        task = bar.add_task("probe", total=len(targets) + len(apps or ()))
 
-        def done(measurement: dict[str, object]) -> None:
+        def keep(measurement: dict[str, Any]) -> None:
             out.write(orjson.dumps(measurement) + b"\n")
             out.flush()
             measured.append(measurement)
-            verdict = measurement["test_keys"]["x_reachwatch"]  # type: ignore[index]
+            bar.advance(task)
+
+        def done(measurement: dict[str, Any]) -> None:
+            keep(measurement)
+            verdict = measurement["test_keys"]["x_reachwatch"]
             results.append(
                 (str(measurement["input"]), verdict["verdict"], verdict["technique"] or "")
             )
-            bar.advance(task)
 
         def failed(item: Skipped) -> None:
             errors.print(f"not measured {item.input}: {item.reason}")
             results.append((item.input, "error", ""))
             bar.advance(task)
 
-        asyncio.run(
-            run(targets, context, concurrency=concurrency, on_measurement=done, on_failure=failed)
-        )
-    table = Table(title=f"{len(results)} measurements -> {output}")
-    for name in ("url", "verdict", "technique"):
+        if targets:
+            asyncio.run(
+                run(targets, context, concurrency=concurrency, on_measurement=done,
+                    on_failure=failed)
+            )  # fmt: skip
+        for key in apps or ():
+            measurement = asyncio.run(measure_app(key, context, catalogue))
+            keep(measurement)
+            for feature, verdict in measurement["test_keys"]["x_reachwatch"].items():
+                results.append((f"{key}/{feature}", verdict["verdict"], verdict["technique"] or ""))
+    table = Table(title=f"{len(measured)} measurements -> {output}")
+    for name in ("target", "verdict", "technique"):
         table.add_column(name, overflow="fold")
     for url, verdict, technique in sorted(results):
         table.add_row(url, f"[{VERDICT_STYLE[verdict]}]{verdict}", technique)
