@@ -19,6 +19,8 @@ import dns.rcode
 import dns.rrset
 import orjson
 import trustme
+from aioquic.asyncio.server import serve as quic_serve
+from aioquic.quic.configuration import QuicConfiguration
 
 from reachwatch.probe import NetConfig
 from reachwatch.probe.helper import serve
@@ -531,5 +533,22 @@ async def http_connect_proxy() -> AsyncIterator[int]:
     server = await asyncio.start_server(handle, LOOPBACK, 0)
     try:
         yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+
+
+@asynccontextmanager
+async def quic_server(ca: LabCA, *names: str) -> AsyncIterator[int]:
+    """A QUIC (HTTP/3 ALPN) server on loopback with a certificate for `names`; yields its port."""
+    issued = ca.ca.issue_cert(*names)
+    directory = Path(ca.ca_file).parent
+    cert, key = directory / f"quic-{names[0]}.pem", directory / f"quic-{names[0]}.key"
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
+    configuration.load_cert_chain(str(cert), str(key))
+    server = await quic_serve(LOOPBACK, 0, configuration=configuration)
+    try:
+        yield server._transport.get_extra_info("sockname")[1]
     finally:
         server.close()

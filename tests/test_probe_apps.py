@@ -18,7 +18,7 @@ from reachwatch.probe.catalogue import CatalogueError, load_catalogue
 from reachwatch.probe.web_connectivity import ProbeContext
 
 from .conftest import dumps
-from .netlab import LOOPBACK, LabCA, dns_server, stun_server, web_server
+from .netlab import LOOPBACK, LabCA, dns_server, quic_server, stun_server, web_server
 
 SOURCE = "lab"
 
@@ -100,3 +100,39 @@ def test_each_rule_needs_every_endpoint(tmp_path: Path) -> None:
 def test_unknown_app_lists_the_known_ones() -> None:
     with pytest.raises(CatalogueError, match="whatsapp"):
         asyncio.run(measure_app("skipe", ProbeContext()))
+
+
+def test_quic_reached_dropped_and_impersonated(tmp_path: Path) -> None:
+    """A QUIC endpoint: reached; dropped (UDP silence, while TCP would work); answered by a
+    server with another name's certificate."""
+    ca = LabCA(tmp_path)
+
+    async def go() -> dict[str, Any]:
+        async with (
+            quic_server(ca, "teams.test") as real,
+            quic_server(ca, "impostor.test") as impostor,
+            stun_server("silent") as dropped,
+            dns_server({"teams.test": [LOOPBACK]}) as resolver,
+        ):
+            lines = ["version: 1", "apps:", "  teams:", "    name: Lab Teams", "    features:"]
+            for name, port in (("web", real), ("calls", dropped), ("media", impostor)):
+                lines += [f"      {name}:", "        rule: each", "        endpoints:",
+                          f"          - {{host: teams.test, port: {port}, protocol: quic,"
+                          f" source: {SOURCE}}}"]  # fmt: skip
+            (tmp_path / "apps.yaml").write_text("\n".join(lines) + "\n")
+            catalogue = load_catalogue(tmp_path / "apps.yaml")
+            net = NetConfig(resolver=resolver, ca_file=ca.ca_file, timeout=1.5)
+            return await measure_app("teams", ProbeContext(net=net), catalogue)
+
+    measurement = asyncio.run(go())
+    verdicts = {v.target: (v.verdict, v.technique)
+                for v in verdicts_of(parse_measurement(dumps(measurement)))}  # fmt: skip
+    assert verdicts == {
+        "teams/web": ("ok", None),
+        "teams/calls": ("blocked", "udp.timeout"),
+        "teams/media": ("blocked", "tls.mitm"),
+    }
+    handshakes = measurement["test_keys"]["quic_handshakes"]
+    assert [h["negotiated_protocol"] for h in handshakes] == ["h3", None, None]
+    assert handshakes[0]["peer_certificates"] and handshakes[0]["network"] == "udp"
+    assert handshakes[2]["failure"] == "ssl_invalid_hostname"

@@ -44,6 +44,7 @@ class Primitives(msgspec.Struct, kw_only=True, gc=False):
     # openvpn writes one tcp_connect object, every other test a list
     tcp_connect: list[TCPConnect] | TCPConnect | None = None
     tls_handshakes: list[TLSHandshake] | None = None
+    quic_handshakes: list[TLSHandshake] | None = None
     requests: list[HTTPTransaction] | None = None
     # decoded on demand: web_connectivity records hundreds of these that no verdict reads
     network_events: msgspec.Raw = NULL

@@ -14,6 +14,16 @@ from typing import Any
 Entry = dict[str, Any]
 
 
+_LISTS = (
+    "queries",
+    "tcp_connect",
+    "tls_handshakes",
+    "quic_handshakes",
+    "requests",
+    "network_events",
+)
+
+
 class Trace:
     """The archival lists of one measurement; primitives share one so transaction ids are unique."""
 
@@ -22,6 +32,7 @@ class Trace:
         self.queries: list[Entry] = []
         self.tcp_connect: list[Entry] = []
         self.tls_handshakes: list[Entry] = []
+        self.quic_handshakes: list[Entry] = []
         self.requests: list[Entry] = []
         self.network_events: list[Entry] = []
         self._ids = ids or itertools.count(1)
@@ -33,7 +44,7 @@ class Trace:
     def merge(self, child: Trace) -> set[int]:
         """Take a child's entries in; returns the transaction ids they carry."""
         ids: set[int] = set()
-        for name in ("queries", "tcp_connect", "tls_handshakes", "requests", "network_events"):
+        for name in _LISTS:
             entries: list[Entry] = getattr(child, name)
             getattr(self, name).extend(entries)
             ids.update(e["transaction_id"] for e in entries if e.get("transaction_id"))
@@ -75,6 +86,7 @@ class Trace:
             "queries": self.queries,
             "tcp_connect": self.tcp_connect,
             "tls_handshakes": self.tls_handshakes,
+            **({"quic_handshakes": self.quic_handshakes} if self.quic_handshakes else {}),
             "requests": list(reversed(self.requests)),
             "network_events": self.network_events,
         }

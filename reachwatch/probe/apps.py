@@ -2,7 +2,8 @@
 measured the way the app reaches it, so "messaging ok, calls blocked" comes out as exactly that.
 
 Each endpoint is tried with its protocol: a TCP connect (`tcp`), a TLS handshake (`tls`), an
-HTTPS request (`https`), a STUN binding (`udp-stun`) or a TURN allocate (`turn`). The
+HTTPS request (`https`), a QUIC handshake (`quic`), a STUN binding (`udp-stun`) or a TURN
+allocate (`turn`). The
 measurement keeps OONI's archival lists and, under `x_features`, which transactions tried which
 endpoint of which feature, so the pipeline judges each feature by its own rule.
 """
@@ -20,6 +21,7 @@ from ..model import parse_measurement
 from ..pipeline.verdicts import verdicts_of
 from ._conn import tcp_connect, tls_context, tls_handshake
 from ._http import NetConfig, http_request, resolve
+from ._quic import quic_handshake
 from ._stun import stun_binding, turn_allocate
 from ._trace import Trace
 from .catalogue import Catalogue, Endpoint, default_catalogue
@@ -79,6 +81,11 @@ async def _try(trace: Trace, endpoint: Endpoint, net: NetConfig) -> None:
             _, failure = await stun_binding(trace, ip, endpoint.port, timeout=net.timeout)
         elif endpoint.protocol == "turn":
             _, failure = await turn_allocate(trace, ip, endpoint.port, timeout=net.timeout)
+        elif endpoint.protocol == "quic":
+            failure = await quic_handshake(
+                trace, ip, endpoint.port, endpoint.host or ip, cafile=net.ca_file,
+                timeout=net.timeout,
+            )  # fmt: skip
         else:
             failure = await _stream(trace, ip, endpoint, net)
         if failure is None:

@@ -19,7 +19,7 @@ import yaml
 from .._errors import InputError
 
 FEATURES = ("messaging", "calls", "web", "registration", "media")
-PROTOCOLS = ("tcp", "tls", "https", "udp-stun", "turn")
+PROTOCOLS = ("tcp", "tls", "https", "udp-stun", "turn", "quic")
 RULES = ("any", "each")
 _APP_KEYS = {"name", "networks", "features"}
 _FEATURE_KEYS = {"rule", "endpoints"}

@@ -27,7 +27,7 @@ from ...model import (
     WhatsAppKeys,
 )
 from ..fingerprints import Fingerprints
-from ._common import CERTIFICATE, Verdict, blocked, error, is_network_failure, ok
+from ._common import CERTIFICATE, TIMEOUTS, Verdict, blocked, error, is_network_failure, ok
 from ._reach import Reach, addresses_of, commonest, reach_endpoints, reach_host, url_host
 
 WHATSAPP_CHAT = re.compile(r"^e\d+\.whatsapp\.net$")
@@ -239,6 +239,15 @@ def _version(text: str | None) -> tuple[int, ...]:
 
 
 _STAGE_ORDER = {"dns": 0, "tcp": 1, "tls": 2, "http": 3, "udp": 3}
+_GOAL = {
+    "tcp": "tcp",
+    "tls": "tls",
+    "https": "http",
+    "udp-stun": "udp",
+    "turn": "udp",
+    "quic": "quic",
+}
+"""The operation that, once it succeeds, means the endpoint was reached with its protocol."""
 
 
 def catalogue_app(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
@@ -276,6 +285,11 @@ def _operations(keys: Primitives) -> dict[int, list[tuple[str, str | None, bool]
         add(connect.transaction_id, "tcp", failure, failure is None)
     for handshake in keys.tls_handshakes or ():
         add(handshake.transaction_id, "tls", handshake.failure, handshake.failure is None)
+    for handshake in keys.quic_handshakes or ():
+        # QUIC is TLS over UDP: silence is a UDP drop, anything else a failed TLS handshake
+        failure = handshake.failure
+        stage = "quic" if failure is None else "udp" if failure in TIMEOUTS else "tls"
+        add(handshake.transaction_id, stage, failure, failure is None)
     for request in keys.requests or ():
         answered = bool(request.response and (request.response.code or 0) > 0)
         reached = request.failure is None or (answered and not is_network_failure(request.failure))
@@ -293,8 +307,7 @@ def _endpoint_reach(
     steps = [step for tid in endpoint.transactions for step in operations.get(tid, ())]
     if not steps:
         return Reach(False, where=where, attempted=False)
-    final = {"tcp": "tcp", "tls": "tls", "https": "http", "udp-stun": "udp", "turn": "udp"}
-    goal = final.get(endpoint.protocol, "tcp")
+    goal = _GOAL.get(endpoint.protocol, "tcp")
     if any(stage == goal and reached for stage, _, reached in steps):
         return Reach(True, where=where)
     failures = [(stage, failure) for stage, failure, reached in steps if not reached and failure]
