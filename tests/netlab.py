@@ -302,6 +302,10 @@ class Lab:
             )
             self.ports["stun"] = await stack.enter_async_context(stun_server())
             self.ports["stun-silent"] = await stack.enter_async_context(stun_server("silent"))
+            names = {"example.test": LOOPBACK}
+            self.ports["socks5-tcp"] = await stack.enter_async_context(
+                socks5_server(udp=False, names=names)
+            )
             zone = {"example.test": [LOOPBACK]}
             self.ports["dns"] = await stack.enter_async_context(dns_server(zone))
             self.received: list[dict[str, Any]] = []
@@ -419,10 +423,14 @@ async def stun_server(mode: str = "answer") -> AsyncIterator[int]:
 
 
 @asynccontextmanager
-async def socks5_server(udp: bool = True) -> AsyncIterator[int]:
+async def socks5_server(
+    udp: bool = True, names: dict[str, str] | None = None
+) -> AsyncIterator[int]:
     """A SOCKS5 proxy (RFC 1928, no auth) on loopback: CONNECT, and UDP ASSOCIATE if `udp`
-    (otherwise it answers "command not supported", as many proxies do). Yields its port."""
+    (otherwise it answers "command not supported", as many proxies do). It resolves the
+    `names` it is given, as a proxy's own resolver would. Yields its port."""
     loop = asyncio.get_running_loop()
+    names = names or {}
 
     async def relay_tcp(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
@@ -446,9 +454,12 @@ async def socks5_server(udp: bool = True) -> AsyncIterator[int]:
             assert self.transport is not None
             if addr == self.client or self.client is None:  # from the client: unwrap, send on
                 self.client = addr
-                ip = socket.inet_ntoa(data[4:8])
-                port = struct.unpack("!H", data[8:10])[0]
-                self.transport.sendto(data[10:], (ip, port))
+                if data[3] == 1:
+                    ip, rest = socket.inet_ntoa(data[4:8]), data[8:]
+                else:  # a name
+                    ip, rest = names[data[5 : 5 + data[4]].decode()], data[5 + data[4] :]
+                port = struct.unpack("!H", rest[:2])[0]
+                self.transport.sendto(rest[2:], (ip, port))
             else:  # from the target: wrap, send back
                 header = b"\x00\x00\x00\x01" + socket.inet_aton(addr[0])
                 self.transport.sendto(header + struct.pack("!H", addr[1]) + data, self.client)
@@ -478,7 +489,7 @@ async def socks5_server(udp: bool = True) -> AsyncIterator[int]:
                 writer.write(b"\x05\x07\x00\x01" + b"\x00" * 6)
                 return
             try:
-                up_reader, up_writer = await asyncio.open_connection(host, port)
+                up_reader, up_writer = await asyncio.open_connection(names.get(host, host), port)
             except OSError:
                 writer.write(b"\x05\x05\x00\x01" + b"\x00" * 6)
                 return

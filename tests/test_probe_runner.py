@@ -211,3 +211,58 @@ def test_probe_an_app_then_the_store_answers_per_feature(lab: Lab, tmp_path: Pat
     found = {r["target"]: (r["verdict"], r["technique"])
              for r in map(orjson.loads, rows.stdout.splitlines())}  # fmt: skip
     assert found == {"viber/web": ("ok", None), "viber/calls": ("blocked", "udp.timeout")}
+
+
+def test_probe_compares_an_app_direct_and_through_a_proxy(lab: Lab, tmp_path: Path) -> None:
+    """`--compare-via`: both paths in one run; the proxy relays TCP only, so calls through it
+    are `unsupported` (worth knowing even here), and what works directly is `not-needed`."""
+    catalogue = tmp_path / "apps.yaml"
+    catalogue.write_text(
+        "version: 1\napps:\n  viber:\n    name: Lab Viber\n    features:\n"
+        "      web:\n        rule: each\n        endpoints:\n"
+        f"          - {{host: example.test, port: {lab.ports['page']}, protocol: tcp,"
+        " source: lab}\n"
+        "      calls:\n        rule: any\n        endpoints:\n"
+        f"          - {{ip: {LOOPBACK}, port: {lab.ports['stun']}, protocol: udp-stun,"
+        " source: lab}\n"
+    )
+    output, db = tmp_path / "out.jsonl", tmp_path / "r.duckdb"
+    common = ("--app", "viber", "--catalogue", str(catalogue), "--output", str(output),
+              "--cc", "AZ", "--asn", "AS28707", "--resolver", lab.ports["dns"],
+              "--timeout", "1.6")  # fmt: skip
+    bad = reachwatch("probe", *common, "--compare-via", "ftp://x:1")
+    assert bad.returncode == 2 and "socks5://HOST:PORT" in bad.stderr
+    proxy = f"socks5://{LOOPBACK}:{lab.ports['socks5-tcp']}"
+    done = reachwatch("probe", *common, "--compare-via", proxy)
+    assert done.returncode == 0, done.stderr
+    assert f"viber/calls via {proxy}" in done.stdout
+    reachwatch("ingest", "--db", str(db), str(output))
+    rows = reachwatch("verdicts", "--db", str(db), "--format", "jsonl").stdout.splitlines()
+    found = {(r["target"], r["via"]): (r["verdict"], r["circumvention"])
+             for r in map(orjson.loads, rows)}  # fmt: skip
+    assert found == {
+        ("viber/web", None): ("ok", None),
+        ("viber/calls", None): ("ok", None),
+        ("viber/web", proxy): ("ok", "not-needed"),
+        ("viber/calls", proxy): ("error", "unsupported"),  # even where not needed
+    }
+
+
+def test_probe_through_an_interface(lab: Lab, tmp_path: Path) -> None:
+    catalogue = tmp_path / "apps.yaml"
+    catalogue.write_text(
+        "version: 1\napps:\n  zoom:\n    name: Lab Zoom\n    features:\n"
+        "      calls:\n        rule: any\n        endpoints:\n"
+        f"          - {{ip: {LOOPBACK}, port: {lab.ports['stun']}, protocol: udp-stun,"
+        " source: lab}\n"
+    )
+    output = tmp_path / "out.jsonl"
+    common = ("--app", "zoom", "--catalogue", str(catalogue), "--output", str(output),
+              "--cc", "AZ", "--asn", "AS28707", "--timeout", "1.6")  # fmt: skip
+    missing = reachwatch("probe", *common, "--interface", "nosuch0")
+    assert missing.returncode == 2 and "interface 'nosuch0'" in missing.stderr
+    done = reachwatch("probe", *common, "--interface", "lo")
+    assert done.returncode == 0, done.stderr
+    (measurement,) = [orjson.loads(line) for line in output.read_bytes().splitlines()]
+    assert measurement["test_keys"]["x_via"] == "interface:lo"
+    assert measurement["test_keys"]["x_reachwatch"]["calls"]["verdict"] == "ok"

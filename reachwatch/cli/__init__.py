@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict
+import uuid
+from dataclasses import asdict, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -131,7 +132,8 @@ def verdicts(
                 out.write(orjson.dumps(row) + b"\n")
             return
         table = Table()
-        for name in ("time", "cc", "asn", "test", "target", "verdict", "technique"):
+        names = ("time", "cc", "asn", "test", "target", "verdict", "technique", "via", "tunnel")
+        for name in names:
             table.add_column(name)
         for row in rows:
             table.add_row(
@@ -142,6 +144,8 @@ def verdicts(
                 row["target"],
                 f"[{VERDICT_STYLE[row['verdict']]}]{row['verdict']}",
                 row["technique"] or "",
+                row["via"] or "",
+                row["circumvention"] or "",
             )
         console.print(table)
 
@@ -235,6 +239,21 @@ def probe(
     catalogue_file: Annotated[
         Path | None, typer.Option("--catalogue", help="App catalogue (default: the shipped one).")
     ] = None,
+    via: Annotated[
+        str | None,
+        typer.Option(help="Measure the apps through socks5://HOST:PORT or http://HOST:PORT."),
+    ] = None,
+    interface: Annotated[
+        str | None,
+        typer.Option(help="Measure the apps through this interface (a VPN's tunnel)."),
+    ] = None,
+    compare_via: Annotated[
+        str | None,
+        typer.Option(
+            help="Measure the apps directly AND through this tunnel (a proxy URL or "
+            "interface:NAME), side by side."
+        ),
+    ] = None,
 ) -> None:
     """Measure websites (OONI's web_connectivity, with a control) and apps, feature by feature
     (messaging, calls, web...) from the catalogue, from this network."""
@@ -263,12 +282,20 @@ def probe(
         catalogue.app(key)  # an unknown app fails here, before anything is measured
     if not targets and not apps:
         raise ReachwatchError("nothing to measure: give URLs, --input-file or --app")
+    tunnels = [t for t in (via, interface and f"interface:{interface}", compare_via) if t]
+    if len(tunnels) > 1:
+        raise ReachwatchError("give one of --via, --interface or --compare-via")
+    if tunnels and targets:
+        raise ReachwatchError("--via, --interface and --compare-via measure apps (--app) only")
     net = NetConfig(
         resolver=resolver,
         source=source_address,
         ca_file=str(ca_file) if ca_file else None,
         timeout=timeout,
     )
+    direct = net
+    if tunnels:
+        net = _through(net, tunnels[0])
     network = Network()
     if cc is None and asn is None and helper:
         network = asyncio.run(locate(helper, net, IPDatabase()))
@@ -315,11 +342,18 @@ def probe(
                 run(targets, context, concurrency=concurrency, on_measurement=done,
                     on_failure=failed)
             )  # fmt: skip
+        paths = [context]
+        if compare_via:  # the same run, the same targets: direct first, then the tunnel
+            paths = [replace(context, net=direct), context]
         for key in apps or ():
-            measurement = asyncio.run(measure_app(key, context, catalogue))
-            keep(measurement)
-            for feature, verdict in measurement["test_keys"]["x_reachwatch"].items():
-                results.append((f"{key}/{feature}", verdict["verdict"], verdict["technique"] or ""))
+            run_id = uuid.uuid4().hex if len(paths) > 1 else None
+            for path in paths:
+                measurement = asyncio.run(measure_app(key, path, catalogue, run_id))
+                keep(measurement)
+                label = f" via {path.net.via_label}" if path.net.via_label else ""
+                for feature, verdict in measurement["test_keys"]["x_reachwatch"].items():
+                    results.append((f"{key}/{feature}{label}", verdict["verdict"],
+                                    verdict["technique"] or ""))  # fmt: skip
     table = Table(title=f"{len(measured)} measurements -> {output}")
     for name in ("target", "verdict", "technique"):
         table.add_column(name, overflow="fold")
@@ -328,6 +362,17 @@ def probe(
     console.print(table)
     if collector:
         _submit(collector, measured, output, net)
+
+
+def _through(net: NetConfig, tunnel: str) -> NetConfig:
+    """`net` sent through a tunnel: a proxy URL, or `interface:NAME` (bound by its address)."""
+    from ..probe._conn import interface_address
+    from ..probe._proxy import parse_proxy
+
+    if tunnel.startswith("interface:"):
+        name = tunnel.split(":", 1)[1]
+        return replace(net, source=interface_address(name), interface=name)
+    return replace(net, via=parse_proxy(tunnel))
 
 
 @app.command()

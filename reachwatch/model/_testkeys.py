@@ -51,6 +51,10 @@ class Primitives(msgspec.Struct, kw_only=True, gc=False):
     failure: str | None = None
     # reachwatch's app tests: per feature, its rule and which transactions tried each endpoint
     x_features: dict[str, FeatureRecord] | None = None
+    # measured through a tunnel (the proxy's URL or `interface:NAME`), and the run that pairs it
+    # with its direct twin
+    x_via: str | None = None
+    x_run: str | None = None
 
     def events(self) -> list[NetworkEvent]:
         return _EVENTS.decode(self.network_events) or []

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from .._errors import InvalidMeasurement
 from ..archive import ArchiveWriter, RawRecord, measurement_files, read_records
-from ..model import ParsedMeasurement, parse_measurement
+from ..model import ParsedMeasurement, Primitives, parse_measurement
 from ..store import Store
 from ..store._schema import (
     INGEST_COLUMNS,
@@ -121,6 +121,8 @@ def _analyse(record: RawRecord, pm: ParsedMeasurement, fps: Fingerprints) -> _An
     """Observations and verdicts of one measurement, as rows in the store's column order."""
     base = pm.base
     observations = observations_of(pm)
+    keys = pm.keys
+    via, run_id = (keys.x_via, keys.x_run) if isinstance(keys, Primitives) else (None, None)
     verdicts = [
         (
             pm.uid,
@@ -133,6 +135,8 @@ def _analyse(record: RawRecord, pm: ParsedMeasurement, fps: Fingerprints) -> _An
             base.probe_cc,
             pm.probe_asn,
             pm.start_time,
+            via,
+            run_id,
         )
         for v in verdicts_of(pm, fps)
     ]

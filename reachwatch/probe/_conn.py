@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
+import socket
 import ssl
+import struct
 from dataclasses import dataclass
 
+from .._errors import InputError
 from ._failures import failure_of
+from ._proxy import Proxy, ProxyError, http_connect, socks5_connect
 from ._trace import Trace, endpoint
 
 CONNECT_TIMEOUT = 10.0
@@ -40,17 +45,23 @@ async def tcp_connect(
     *,
     timeout: float = CONNECT_TIMEOUT,
     source: str | None = None,
+    via: Proxy | None = None,
 ) -> tuple[Conn | None, str | None]:
-    """Connect to ip:port, from the `source` address if given (an interface's, a tunnel's)."""
+    """Connect to ip:port, from the `source` address if given (an interface's, a tunnel's), or
+    through the proxy `via` (then `ip` may be a name: the proxy resolves it, past local DNS)."""
     tid, t0 = trace.transaction(), trace.now()
     failure = None
     conn = None
     local = (source, 0) if source else None
+    if via is None:
+        opening = asyncio.open_connection(ip, port, local_addr=local)
+    else:
+        opening = (socks5_connect if via.scheme == "socks5" else http_connect)(via, ip, port)
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(ip, port, local_addr=local), timeout
-        )
+        reader, writer = await asyncio.wait_for(opening, timeout)
         conn = Conn(reader, writer, ip, port, tid)
+    except ProxyError as exc:
+        failure = exc.failure
     except Exception as exc:
         failure = failure_of(exc)
     trace.tcp_connect.append(
@@ -167,3 +178,16 @@ async def _unverified_chain(
     chain = peer_chain(tls) if isinstance(tls, ssl.SSLObject) else []
     writer.close()
     return chain
+
+
+def interface_address(name: str) -> str:
+    """The IPv4 address of interface `name` (a VPN's tunnel): binding to it sends the probe's
+    connections through that interface. InputError when there is no such address."""
+    siocgifaddr = 0x8915
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            request = struct.pack("256s", name.encode()[:15])
+            reply = fcntl.ioctl(probe.fileno(), siocgifaddr, request)
+        except OSError as exc:
+            raise InputError(f"interface {name!r}: no IPv4 address ({exc.strerror})") from None
+    return socket.inet_ntoa(reply[20:24])

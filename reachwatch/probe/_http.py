@@ -20,6 +20,7 @@ import orjson
 from ._conn import Conn, tcp_connect, tls_context, tls_handshake
 from ._dns import lookup_getaddrinfo, lookup_udp
 from ._failures import failure_of
+from ._proxy import Proxy
 from ._trace import Trace, endpoint, maybe_binary
 
 HTTP_TIMEOUT = 15.0
@@ -287,6 +288,15 @@ class NetConfig:
     source: str | None = None
     ca_file: str | None = None
     timeout: float = HTTP_TIMEOUT
+    via: Proxy | None = None  # measure through this proxy (the app experiment)
+    interface: str | None = None  # the tunnel interface whose address `source` is
+
+    @property
+    def via_label(self) -> str | None:
+        """What a measurement made through a tunnel names it by."""
+        if self.via is not None:
+            return str(self.via)
+        return f"interface:{self.interface}" if self.interface else None
 
 
 async def resolve(trace: Trace, host: str, net: NetConfig) -> tuple[list[str], str | None]:

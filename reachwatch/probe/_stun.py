@@ -127,11 +127,13 @@ async def stun_binding(
     *,
     timeout: float = STUN_TIMEOUT,
     via: UDPAssociation | None = None,
+    source: str | None = None,
 ) -> tuple[tuple[str, int] | None, str | None]:
     """Send a binding request (retransmitted as RFC 5389 says) and wait for the answer,
     directly or through a SOCKS5 UDP relay; (mapped address, failure)."""
     transaction = os.urandom(12)
-    data, failure = await _exchange(trace, ip, port, binding_request(transaction), timeout, via)
+    request = binding_request(transaction)
+    data, failure = await _exchange(trace, ip, port, request, timeout, via, source)
     if failure is not None:
         return None, failure
     try:
@@ -147,10 +149,12 @@ async def turn_allocate(
     *,
     timeout: float = STUN_TIMEOUT,
     via: UDPAssociation | None = None,
+    source: str | None = None,
 ) -> tuple[int | None, str | None]:
     """Ask a TURN relay for an allocation; (the answer's code, failure). 401 means reached."""
     transaction = os.urandom(12)
-    data, failure = await _exchange(trace, ip, port, allocate_request(transaction), timeout, via)
+    request = allocate_request(transaction)
+    data, failure = await _exchange(trace, ip, port, request, timeout, via, source)
     if failure is not None:
         return None, failure
     try:
@@ -166,6 +170,7 @@ async def _exchange(
     request: bytes,
     timeout: float,
     via: UDPAssociation | None,
+    source: str | None,
 ) -> tuple[bytes, str | None]:
     """One STUN request and its answer over UDP, retransmitted; OONI's `connect`, `write` and
     `read` network events (proto udp) record it."""
@@ -175,7 +180,9 @@ async def _exchange(
     answer: asyncio.Future[bytes] = loop.create_future()
     try:
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Answer(answer), remote_addr=via.relay if via else (ip, port)
+            lambda: _Answer(answer),
+            remote_addr=via.relay if via else (ip, port),
+            local_addr=(source, 0) if source and not via else None,
         )
     except Exception as exc:
         refused = failure_of(exc)

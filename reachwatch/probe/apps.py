@@ -20,7 +20,9 @@ import orjson
 from ..model import parse_measurement
 from ..pipeline.verdicts import verdicts_of
 from ._conn import tcp_connect, tls_context, tls_handshake
+from ._failures import failure_of
 from ._http import NetConfig, http_request, resolve
+from ._proxy import Proxy, ProxyError, socks5_udp_associate
 from ._quic import quic_handshake
 from ._stun import stun_binding, turn_allocate
 from ._trace import Trace
@@ -30,12 +32,18 @@ from .web_connectivity import ProbeContext, base_measurement
 APP_TEST_VERSION = "0.1.0"
 MAX_AT_ONCE = 16
 ADDRESSES_PER_ENDPOINT = 2
+UDP_PROTOCOLS = ("udp-stun", "turn", "quic")
+UNSUPPORTED = "socks_command_not_supported"  # RFC 1928's answer of a proxy without UDP
 
 
 async def measure_app(
-    key: str, context: ProbeContext, catalogue: Catalogue | None = None
+    key: str,
+    context: ProbeContext,
+    catalogue: Catalogue | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
-    """One measurement of every feature of app `key` (a CatalogueError lists the known apps)."""
+    """One measurement of every feature of app `key` (a CatalogueError lists the known apps).
+    Measurements of one comparison (direct and through a tunnel) share a `run_id`."""
     app = (catalogue or default_catalogue()).app(key)
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -63,7 +71,13 @@ async def measure_app(
                 for child, endpoint in done
             ],
         }
-    keys: dict[str, Any] = {**trace.archival(), "failure": None, "x_features": features}
+    keys: dict[str, Any] = {
+        **trace.archival(),
+        "failure": None,
+        "x_features": features,
+        "x_via": context.net.via_label,
+        "x_run": run_id,
+    }
     measurement = base_measurement(
         None, key, APP_TEST_VERSION, context, started, time.perf_counter() - clock, keys
     )
@@ -73,14 +87,26 @@ async def measure_app(
 
 async def _try(trace: Trace, endpoint: Endpoint, net: NetConfig) -> None:
     """Reach one endpoint with its protocol, recording every step in `trace`."""
+    if net.via is not None:
+        await _try_via(trace, endpoint, net, net.via)
+        return
     addrs, failure = await resolve(trace, endpoint.target, net)
     if failure is not None:
         return
     for ip in addrs[:ADDRESSES_PER_ENDPOINT]:
         if endpoint.protocol == "udp-stun":
-            _, failure = await stun_binding(trace, ip, endpoint.port, timeout=net.timeout)
+            _, failure = await stun_binding(
+                trace, ip, endpoint.port, timeout=net.timeout, source=net.source
+            )
         elif endpoint.protocol == "turn":
-            _, failure = await turn_allocate(trace, ip, endpoint.port, timeout=net.timeout)
+            _, failure = await turn_allocate(
+                trace, ip, endpoint.port, timeout=net.timeout, source=net.source
+            )
+        elif endpoint.protocol == "quic" and net.source:
+            # aioquic cannot bind a local address: such a handshake would leave by the default
+            # route, not the interface under test
+            _unsupported(trace, trace.now(), endpoint, UNSUPPORTED)
+            return
         elif endpoint.protocol == "quic":
             failure = await quic_handshake(
                 trace, ip, endpoint.port, endpoint.host or ip, cafile=net.ca_file,
@@ -92,9 +118,45 @@ async def _try(trace: Trace, endpoint: Endpoint, net: NetConfig) -> None:
             return
 
 
+async def _try_via(trace: Trace, endpoint: Endpoint, net: NetConfig, via: Proxy) -> None:
+    """Through a proxy: names go to the proxy unresolved (local DNS is what a censor may
+    poison), UDP through SOCKS5 UDP ASSOCIATE where the proxy offers it."""
+    if endpoint.protocol not in UDP_PROTOCOLS:
+        await _stream(trace, endpoint.target, endpoint, net)
+        return
+    association = None
+    t0 = trace.now()
+    try:
+        if via.scheme != "socks5" or endpoint.protocol == "quic":
+            raise ProxyError(UNSUPPORTED)  # HTTP CONNECT carries no UDP; QUIC stays direct
+        association = await asyncio.wait_for(socks5_udp_associate(via), net.timeout)
+    except ProxyError as exc:
+        _unsupported(trace, t0, endpoint, exc.failure)
+        return
+    except Exception as exc:
+        _unsupported(trace, t0, endpoint, failure_of(exc))
+        return
+    try:
+        if endpoint.protocol == "udp-stun":
+            await stun_binding(trace, endpoint.target, endpoint.port, timeout=net.timeout,
+                               via=association)  # fmt: skip
+        else:
+            await turn_allocate(trace, endpoint.target, endpoint.port, timeout=net.timeout,
+                                via=association)  # fmt: skip
+    finally:
+        association.close()
+
+
+def _unsupported(trace: Trace, t0: float, endpoint: Endpoint, failure: str) -> None:
+    """The tunnel could not carry this endpoint's UDP: recorded as its only operation."""
+    address = f"{endpoint.target}:{endpoint.port}"
+    trace.event("connect", t0, address=address, failure=failure, proto="udp",
+                tid=trace.transaction())  # fmt: skip
+
+
 async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> str | None:
     conn, failure = await tcp_connect(
-        trace, ip, endpoint.port, timeout=net.timeout, source=net.source
+        trace, ip, endpoint.port, timeout=net.timeout, source=net.source, via=net.via
     )
     if conn is None or endpoint.protocol == "tcp":
         if conn is not None:

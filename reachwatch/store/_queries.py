@@ -20,7 +20,16 @@ VERDICT_FIELDS = (
     "technique",
     "reason",
     "probe_says",
+    "via",
 )
+# what going through the tunnel changed, from the direct twin of the same run (DESIGN.md)
+_CIRCUMVENTION = """
+    CASE WHEN v.via IS NULL OR d.verdict IS NULL THEN NULL
+         WHEN v.verdict = 'error' AND v.reason LIKE '%command_not_supported%' THEN 'unsupported'
+         WHEN d.verdict = 'ok' THEN 'not-needed'
+         WHEN d.verdict = 'blocked' AND v.verdict = 'ok' THEN 'restored'
+         WHEN d.verdict = 'blocked' AND v.verdict = 'blocked' THEN 'not-restored'
+    END"""
 
 
 def _filters(**wanted: str | None) -> tuple[str, list[Any]]:
@@ -40,18 +49,24 @@ def verdict_rows(
     target: str | None = None,
     limit: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Verdicts, oldest first, as plain dicts in OONI's conventions (`probe_asn` as 'AS123')."""
+    """Verdicts, oldest first, as plain dicts in OONI's conventions (`probe_asn` as 'AS123');
+    those made through a tunnel carry `via` and `circumvention`: restored, not-restored,
+    not-needed or unsupported, against the direct measurement of the same run."""
     where, params = _filters(probe_cc=cc.upper() if cc else None, test_name=test, target=target)
-    sql = (
-        f"SELECT {', '.join('v.' + f for f in VERDICT_FIELDS)} FROM verdicts v WHERE {where} "
-        "ORDER BY v.measurement_start_time, v.measurement_uid, v.target"
-    )
+    sql = f"""
+        SELECT {", ".join("v." + f for f in VERDICT_FIELDS)}, {_CIRCUMVENTION} AS circumvention
+        FROM verdicts v LEFT JOIN (
+            SELECT run_id, target, any_value(verdict) AS verdict FROM verdicts
+            WHERE via IS NULL AND run_id IS NOT NULL GROUP BY run_id, target
+        ) d ON v.via IS NOT NULL AND d.run_id = v.run_id AND d.target = v.target
+        WHERE {where}
+        ORDER BY v.measurement_start_time, v.measurement_uid, v.target, v.via NULLS FIRST"""
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     cursor = store.execute(sql, params)
     while rows := cursor.fetchmany(10_000):
         for row in rows:
-            item = dict(zip(VERDICT_FIELDS, row, strict=True))
+            item = dict(zip((*VERDICT_FIELDS, "circumvention"), row, strict=True))
             item["probe_asn"] = f"AS{item['probe_asn']}"
             item["measurement_start_time"] = _ooni_time(item["measurement_start_time"])
             yield item
@@ -82,7 +97,7 @@ def status(store: Store, *, cc: str | None = None, target: str | None = None) ->
         WITH v AS (
             SELECT v.*, m.probe_network_name
             FROM verdicts v JOIN measurements m USING (measurement_uid)
-            WHERE {where}
+            WHERE {where} AND v.via IS NULL  -- the network's own path, not a tunnel's
         ),
         counts AS (
             SELECT target, probe_cc, probe_asn,

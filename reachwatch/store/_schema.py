@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 MEASUREMENT_COLUMNS: dict[str, str] = {
     # unique by construction (the ingest checks before it writes), without an index: an index
@@ -61,6 +61,8 @@ VERDICT_COLUMNS: dict[str, str] = {
     "probe_cc": "VARCHAR NOT NULL",
     "probe_asn": "UBIGINT NOT NULL",
     "measurement_start_time": "TIMESTAMP NOT NULL",
+    "via": "VARCHAR",  # the proxy or interface the measurement went through; NULL: direct
+    "run_id": "VARCHAR",  # pairs a measurement through a tunnel with its direct twin
 }
 
 QUARANTINE_COLUMNS: dict[str, str] = {

@@ -295,7 +295,9 @@ def _operations(keys: Primitives) -> dict[int, list[tuple[str, str | None, bool]
         reached = request.failure is None or (answered and not is_network_failure(request.failure))
         add(request.transaction_id, "http", None if reached else request.failure, reached)
     for event in keys.events():
-        if event.proto == "udp" and event.operation == "read":
+        # a read answers; a failed connect is a datagram never sent (or a tunnel without UDP)
+        telling = event.operation == "read" or (event.operation == "connect" and event.failure)
+        if event.proto == "udp" and telling:
             add(event.transaction_id, "udp", event.failure, event.failure is None)
     return out
 
