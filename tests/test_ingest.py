@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reachwatch import StoreError
 from reachwatch.archive import RawLocation, read_raw
 from reachwatch.pipeline import ingest
 from reachwatch.store import Store
@@ -253,3 +254,23 @@ def test_any_mix_of_junk_and_measurements_reconciles(
         blank = sum(1 for j in junk if not j.strip())
         assert report.read == good + len(junk) - blank
         assert report.quarantined == len(junk) - blank
+
+
+def test_a_schema_1_store_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) -> None:
+    """Stores made before circumvention (no `via`, `run_id`): read-only use says how to upgrade;
+    the next ingest upgrades them and keeps every row."""
+    path = tmp_path / "old.duckdb"
+    with Store(path) as store:
+        ingest([FASTPATH], store)
+        before = _counts(store)
+        store.execute("ALTER TABLE verdicts DROP COLUMN via")
+        store.execute("ALTER TABLE verdicts DROP COLUMN run_id")
+        store.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match=r"schema version 1.*ingest` upgrades it"):
+        Store(path, read_only=True)
+    with Store(path) as store:
+        assert _counts(store) == before
+        columns = {row[0] for row in store.execute("DESCRIBE verdicts").fetchall()}
+        assert {"via", "run_id"} <= columns
+        ingest([FASTPATH], store)  # and it works as a current store: all duplicates now
+        assert _counts(store) == before

@@ -96,6 +96,16 @@ TABLES: dict[str, dict[str, str]] = {
 }
 
 
+MIGRATIONS: dict[str, list[str]] = {
+    # 1 -> 2: measurements through a tunnel (circumvention)
+    "1": [
+        "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS via VARCHAR",
+        "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS run_id VARCHAR",
+    ],
+}
+"""Per schema version, the statements that bring a store to the next one."""
+
+
 def create_statements() -> list[str]:
     statements = ["CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"]
     for name, columns in TABLES.items():

@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from .._errors import StoreError
-from ._schema import SCHEMA_VERSION, TABLES, create_statements
+from ._schema import MIGRATIONS, SCHEMA_VERSION, TABLES, create_statements
 
 DEFAULT_DB = "reachwatch.duckdb"
 MEMORY_LIMIT = "256MB"
@@ -57,10 +57,23 @@ class Store:
     def _create(self) -> None:
         for statement in create_statements():
             self.con.execute(statement)
+        self._migrate()
         self.con.execute(
             "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
             [SCHEMA_VERSION],
         )
+
+    def _migrate(self) -> None:
+        """Bring an older store up to this schema in place, keeping everything in it."""
+        row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or row[0] not in MIGRATIONS:
+            return
+        self.con.execute("BEGIN TRANSACTION")
+        for version in range(int(row[0]), int(SCHEMA_VERSION)):
+            for statement in MIGRATIONS[str(version)]:
+                self.con.execute(statement)
+        self.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [SCHEMA_VERSION])
+        self.con.execute("COMMIT")
 
     def _check_version(self) -> None:
         try:
@@ -71,6 +84,7 @@ class Store:
             found = row[0] if row else "none"
             raise StoreError(
                 f"{self.path}: schema version {found}, this reachwatch needs {SCHEMA_VERSION}"
+                + (" (any `reachwatch ingest` upgrades it)" if found in MIGRATIONS else "")
             )
 
     def close(self) -> None:
