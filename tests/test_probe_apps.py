@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from reachwatch.model import parse_measurement
+from reachwatch.model import WhatsAppKeys, parse_measurement
 from reachwatch.pipeline import verdicts_of
 from reachwatch.probe import NetConfig
 from reachwatch.probe.apps import measure_app
@@ -136,3 +136,46 @@ def test_quic_reached_dropped_and_impersonated(tmp_path: Path) -> None:
     assert [h["negotiated_protocol"] for h in handshakes] == ["h3", None, None]
     assert handshakes[0]["peer_certificates"] and handshakes[0]["network"] == "udp"
     assert handshakes[2]["failure"] == "ssl_invalid_hostname"
+
+
+def test_apps_ooni_has_a_test_for_get_oonis_summary_keys(tmp_path: Path) -> None:
+    """A reachwatch whatsapp measurement carries OONI's whatsapp keys (read by OONI's tools
+    and by our model's WhatsAppKeys): one chat endpoint refused of two, registration and web
+    reached, then web refused."""
+    ca = LabCA(tmp_path)
+    closed = _closed_port()
+
+    async def go(web_port: int | None) -> dict[str, Any]:
+        async with (
+            web_server(tls=ca.server_context("wa.test")) as site,
+            dns_server({"wa.test": [LOOPBACK]}) as resolver,
+        ):
+            lines = ["version: 1", "apps:", "  whatsapp:", "    name: Lab WhatsApp",
+                     "    features:", "      messaging:", "        rule: any",
+                     "        endpoints:"]  # fmt: skip
+            lines += [f"          - {{host: wa.test, port: {p}, protocol: tcp, source: lab}}"
+                      for p in (site, closed)]  # fmt: skip
+            for name, port in (("registration", site), ("web", web_port or site)):
+                lines += [f"      {name}:", "        rule: each", "        endpoints:",
+                          f"          - {{host: wa.test, port: {port}, protocol: https,"
+                          " source: lab}"]  # fmt: skip
+            (tmp_path / "apps.yaml").write_text("\n".join(lines) + "\n")
+            net = NetConfig(resolver=resolver, ca_file=ca.ca_file, timeout=1.5)
+            catalogue = load_catalogue(tmp_path / "apps.yaml")
+            return await measure_app("whatsapp", ProbeContext(net=net), catalogue)
+
+    keys = asyncio.run(go(None))["test_keys"]
+    assert keys["whatsapp_endpoints_status"] == "ok"  # one chat endpoint is enough
+    assert keys["whatsapp_endpoints_blocked"] == [f"wa.test:{closed}"]
+    assert (keys["registration_server_status"], keys["whatsapp_web_status"]) == ("ok", "ok")
+    measurement = asyncio.run(go(closed))
+    keys = measurement["test_keys"]
+    assert (keys["whatsapp_web_status"], keys["whatsapp_web_failure"]) == (
+        "blocked", "connection_refused",
+    )  # fmt: skip
+    parsed = parse_measurement(dumps(measurement))
+    assert isinstance(parsed.keys, WhatsAppKeys)
+    assert parsed.keys.whatsapp_web_failure == "connection_refused"
+    verdicts = {v.target: (v.verdict, v.technique) for v in verdicts_of(parsed)}
+    assert verdicts["whatsapp/web"] == ("blocked", "tcp.refused")
+    assert verdicts["whatsapp/messaging"] == ("ok", None)

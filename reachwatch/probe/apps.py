@@ -19,6 +19,7 @@ import orjson
 
 from ..model import parse_measurement
 from ..pipeline.verdicts import verdicts_of
+from ..pipeline.verdicts.apps import MESSENGER_HOSTS
 from ._conn import tcp_connect, tls_context, tls_handshake
 from ._failures import failure_of
 from ._http import NetConfig, http_request, resolve
@@ -82,6 +83,7 @@ async def measure_app(
         None, key, APP_TEST_VERSION, context, started, time.perf_counter() - clock, keys
     )
     _summarise(measurement)
+    keys.update(_ooni_keys(key, features, trace))
     return measurement
 
 
@@ -174,6 +176,71 @@ async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> 
     finally:
         await conn.close()
     return failure
+
+
+def _failure(trace: Trace, tids: list[int]) -> str | None:
+    """The first failure any operation of these transactions recorded."""
+    wanted = set(tids)
+    for entries in trace.archival().values():
+        for entry in entries:
+            if entry.get("transaction_id") in wanted:
+                status = entry.get("status")
+                failure = status["failure"] if status else entry.get("failure")
+                if failure:
+                    return str(failure)
+    return None
+
+
+def _ooni_keys(key: str, features: dict[str, Any], trace: Trace) -> dict[str, Any]:
+    """OONI's summary keys for the apps OONI has a test for, so its tools read our
+    measurements of them: an endpoint failed when its last attempt did; a feature when one of
+    its endpoints did (`each`) or all of them (`any`)."""
+
+    def failures(name: str) -> dict[str, str | None]:
+        endpoints = features.get(name, {}).get("endpoints", [])
+        # the last attempt decides: the experiment stops at the first address that answers
+        return {f"{e['target']}:{e['port']}": _failure(trace, e["transactions"][-1:])
+                for e in endpoints}  # fmt: skip
+
+    def status(name: str) -> tuple[str | None, str | None]:
+        found = failures(name)
+        if not found:
+            return None, None
+        failed = [f for f in found.values() if f]
+        down = bool(failed) and (features[name]["rule"] == "each" or len(failed) == len(found))
+        return ("blocked" if down else "ok"), (failed[0] if down else None)
+
+    if key == "whatsapp":
+        chat = failures("messaging")
+        registration, web = status("registration"), status("web")
+        return {
+            "registration_server_status": registration[0],
+            "registration_server_failure": registration[1],
+            "whatsapp_endpoints_status": status("messaging")[0],
+            "whatsapp_endpoints_blocked": sorted(e for e, f in chat.items() if f),
+            "whatsapp_endpoints_dns_inconsistent": [],  # as OONI's own probe writes it today
+            "whatsapp_web_status": web[0],
+            "whatsapp_web_failure": web[1],
+        }
+    if key == "telegram":
+        messaging, web = status("messaging"), status("web")
+        return {
+            "telegram_tcp_blocking": messaging[0] == "blocked",
+            "telegram_http_blocking": messaging[0] == "blocked",
+            "telegram_web_status": web[0],
+            "telegram_web_failure": web[1],
+        }
+    if key == "signal":
+        backend = status("messaging")
+        return {"signal_backend_status": backend[0], "signal_backend_failure": backend[1]}
+    if key == "facebook_messenger":
+        reached = {e.split(":")[0]: f is None for e, f in failures("messaging").items()}
+        return {
+            "facebook_tcp_blocking": status("messaging")[0] == "blocked",
+            **{f"facebook_{service}_reachable": reached[host]
+               for host, service in MESSENGER_HOSTS.items() if host in reached},
+        }  # fmt: skip
+    return {}
 
 
 def _summarise(measurement: dict[str, Any]) -> None:
