@@ -168,12 +168,17 @@ async def web_server(
 
 @asynccontextmanager
 async def tls_censor(
-    upstream: int, mode: str, only_for: str, impostor: int | None = None
+    upstream: int,
+    mode: str,
+    only_for: str,
+    impostor: int | None = None,
+    sni: bytes | None = None,
 ) -> AsyncIterator[int]:
-    """A censor in front of a TLS server: for clients from `only_for` it reads the ClientHello
-    and then resets the connection (`reset`), goes silent (`silence`), or hands the connection
-    to an `impostor` server with a certificate of its own (`mitm`); everyone else is relayed to
-    `upstream`. Yields the port the clients use."""
+    """A censor in front of a TLS server: for clients from `only_for` (and, if `sni` is given,
+    only for ClientHellos naming it) it reads the ClientHello and then resets the connection
+    (`reset`), goes silent (`silence`), or hands the connection to an `impostor` server with a
+    certificate of its own (`mitm`); everything else is relayed to `upstream`. Yields the port
+    the clients use."""
 
     async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
@@ -187,11 +192,16 @@ async def tls_censor(
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         target = upstream
-        if writer.get_extra_info("peername")[0] == only_for and mode == "mitm":
+        censored = writer.get_extra_info("peername")[0] == only_for
+        hello = b""
+        if censored and sni is not None:
+            hello = await reader.read(65536)  # the ClientHello: its SNI is in the clear
+            censored = sni in hello
+        if censored and mode == "mitm":
             assert impostor is not None
             target = impostor
-        elif writer.get_extra_info("peername")[0] == only_for:
-            await reader.read(65536)  # the ClientHello, with its SNI
+        elif censored:
+            hello = hello or await reader.read(65536)
             if mode == "reset":
                 sock = writer.get_extra_info("socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -200,6 +210,7 @@ async def tls_censor(
                 await asyncio.sleep(3600)
             return
         up_reader, up_writer = await asyncio.open_connection(LOOPBACK, target)
+        up_writer.write(hello)
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     server = await asyncio.start_server(handle, LOOPBACK, 0)

@@ -18,7 +18,15 @@ from reachwatch.probe.catalogue import CatalogueError, load_catalogue
 from reachwatch.probe.web_connectivity import ProbeContext
 
 from .conftest import dumps
-from .netlab import LOOPBACK, LabCA, dns_server, quic_server, stun_server, web_server
+from .netlab import (
+    LOOPBACK,
+    LabCA,
+    dns_server,
+    quic_server,
+    stun_server,
+    tls_censor,
+    web_server,
+)
 
 SOURCE = "lab"
 
@@ -179,3 +187,34 @@ def test_apps_ooni_has_a_test_for_get_oonis_summary_keys(tmp_path: Path) -> None
     verdicts = {v.target: (v.verdict, v.technique) for v in verdicts_of(parsed)}
     assert verdicts["whatsapp/web"] == ("blocked", "tcp.refused")
     assert verdicts["whatsapp/messaging"] == ("ok", None)
+
+
+def test_an_sni_filter_resets_one_app_and_spares_another_on_the_same_server(
+    tmp_path: Path,
+) -> None:
+    ca = LabCA(tmp_path)
+
+    async def go() -> list[dict[str, Any]]:
+        async with (
+            web_server(tls=ca.server_context("teams.test", "viber.test")) as site,
+            tls_censor(site, "reset", only_for=LOOPBACK, sni=b"teams.test") as censor,
+            dns_server({"teams.test": [LOOPBACK], "viber.test": [LOOPBACK]}) as resolver,
+        ):
+            lines = ["version: 1", "apps:"]
+            for app in ("teams", "viber"):
+                lines += [f"  {app}:", f"    name: Lab {app}", "    features:", "      web:",
+                          "        rule: each", "        endpoints:",
+                          f"          - {{host: {app}.test, port: {censor}, protocol: https,"
+                          " source: lab}"]  # fmt: skip
+            (tmp_path / "apps.yaml").write_text("\n".join(lines) + "\n")
+            catalogue = load_catalogue(tmp_path / "apps.yaml")
+            context = ProbeContext(net=NetConfig(resolver=resolver, ca_file=ca.ca_file,
+                                                 timeout=1.5))  # fmt: skip
+            return [await measure_app(app, context, catalogue) for app in ("teams", "viber")]
+
+    found = {
+        v.target: (v.verdict, v.technique)
+        for m in asyncio.run(go())
+        for v in verdicts_of(parse_measurement(dumps(m)))
+    }
+    assert found == {"teams/web": ("blocked", "tls.reset"), "viber/web": ("ok", None)}
