@@ -4,11 +4,16 @@ rule, so "web works, calls blocked" comes out as exactly that."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reachwatch.model import WhatsAppKeys, parse_measurement
 from reachwatch.pipeline import verdicts_of
@@ -218,3 +223,40 @@ def test_an_sni_filter_resets_one_app_and_spares_another_on_the_same_server(
         for v in verdicts_of(parse_measurement(dumps(m)))
     }
     assert found == {"teams/web": ("blocked", "tls.reset"), "viber/web": ("ok", None)}
+
+
+def _pin(pem: bytes) -> str:
+    leaf = x509.load_pem_x509_certificate(pem)
+    spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    return "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def test_pinned_endpoints_are_told_by_their_key(tmp_path: Path) -> None:
+    """An address has no name to check: its pin tells the real server (ok) from another one
+    (an interception: tls.mitm), whichever CA signed it."""
+    ca = LabCA(tmp_path)
+    real = ca.ca.issue_cert("real.test")
+    other = ca.ca.issue_cert("other.test")
+
+    async def go(pin_of: Any) -> dict[str, Any]:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        real.configure_cert(context)
+        async with web_server(tls=context) as site:
+            (tmp_path / "apps.yaml").write_text(
+                "version: 1\napps:\n  telegram:\n    name: Lab Telegram\n    features:\n"
+                "      messaging:\n        rule: any\n        endpoints:\n"
+                f"          - {{ip: {LOOPBACK}, port: {site}, protocol: tls, source: lab,"
+                f" pins: ['{_pin(pin_of.cert_chain_pems[0].bytes())}']}}\n"
+            )
+            catalogue = load_catalogue(tmp_path / "apps.yaml")
+            return await measure_app("telegram", ProbeContext(), catalogue)
+
+    def verdict(measurement: dict[str, Any]) -> tuple[str, str | None]:
+        (only,) = verdicts_of(parse_measurement(dumps(measurement)))
+        return only.verdict, only.technique
+
+    assert verdict(asyncio.run(go(real))) == ("ok", None)
+    impostor = asyncio.run(go(other))
+    assert verdict(impostor) == ("blocked", "tls.mitm")
+    assert impostor["test_keys"]["tls_handshakes"][0]["x_pin_mismatch"] is True
+    assert impostor["test_keys"]["telegram_tcp_blocking"] is True

@@ -11,11 +11,15 @@ endpoint of which feature, so the pipeline judges each feature by its own rule.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ..model import parse_measurement
 from ..pipeline.verdicts import verdicts_of
@@ -165,10 +169,13 @@ async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> 
             await conn.close()
         return failure
     try:
-        context = tls_context(cafile=net.ca_file)
+        # pinned endpoints are told by their key, not by a CA and a name (an address has none)
+        context = tls_context(verify=not endpoint.pins, cafile=net.ca_file)
         failure = await tls_handshake(
             trace, conn, endpoint.host or ip, context=context, timeout=net.timeout
         )
+        if failure is None and endpoint.pins:
+            failure = _check_pins(trace.tls_handshakes[-1], endpoint.pins)
         if failure is None and endpoint.protocol == "https":
             port = "" if endpoint.port == 443 else f":{endpoint.port}"
             url = f"https://{endpoint.host or ip}{port}{endpoint.path}"
@@ -176,6 +183,20 @@ async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> 
     finally:
         await conn.close()
     return failure
+
+
+def _check_pins(handshake: dict[str, Any], pins: tuple[str, ...]) -> str | None:
+    """The leaf's key must be one of the pins ("sha256/" + base64 of its SPKI's SHA-256);
+    another key is someone else's server. The handshake entry records the mismatch."""
+    chain = handshake.get("peer_certificates") or []
+    if chain:
+        leaf = x509.load_der_x509_certificate(base64.b64decode(chain[0]["data"]))
+        spki = leaf.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        if "sha256/" + base64.b64encode(hashlib.sha256(spki).digest()).decode() in pins:
+            return None
+    handshake["failure"] = "ssl_invalid_certificate"
+    handshake["x_pin_mismatch"] = True
+    return "ssl_invalid_certificate"
 
 
 def _failure(trace: Trace, tids: list[int]) -> str | None:
