@@ -166,6 +166,18 @@ async def web_server(
         server.close()
 
 
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    """Copy one direction of a relayed connection until it ends."""
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except ConnectionError:
+        pass
+    finally:
+        sink.close()
+
+
 @asynccontextmanager
 async def tls_censor(
     upstream: int,
@@ -179,16 +191,6 @@ async def tls_censor(
     (`reset`), goes silent (`silence`), or hands the connection to an `impostor` server with a
     certificate of its own (`mitm`); everything else is relayed to `upstream`. Yields the port
     the clients use."""
-
-    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except ConnectionError:
-            pass
-        finally:
-            sink.close()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         target = upstream
@@ -211,7 +213,7 @@ async def tls_censor(
             return
         up_reader, up_writer = await asyncio.open_connection(LOOPBACK, target)
         up_writer.write(hello)
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
     server = await asyncio.start_server(handle, LOOPBACK, 0)
     try:
@@ -443,16 +445,6 @@ async def socks5_server(
     loop = asyncio.get_running_loop()
     names = names or {}
 
-    async def relay_tcp(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except ConnectionError:
-            pass
-        finally:
-            sink.close()
-
     class UDPRelay(asyncio.DatagramProtocol):
         def __init__(self) -> None:
             self.transport: asyncio.DatagramTransport | None = None
@@ -505,7 +497,7 @@ async def socks5_server(
                 writer.write(b"\x05\x05\x00\x01" + b"\x00" * 6)
                 return
             writer.write(b"\x05\x00\x00\x01" + b"\x00" * 6)
-            await asyncio.gather(relay_tcp(reader, up_writer), relay_tcp(up_reader, writer))
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -522,16 +514,6 @@ async def socks5_server(
 async def http_connect_proxy() -> AsyncIterator[int]:
     """An HTTP proxy that only does CONNECT, on loopback; yields its port."""
 
-    async def relay(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-        try:
-            while data := await source.read(65536):
-                sink.write(data)
-                await sink.drain()
-        except ConnectionError:
-            pass
-        finally:
-            sink.close()
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -546,7 +528,7 @@ async def http_connect_proxy() -> AsyncIterator[int]:
                 writer.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
                 return
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            await asyncio.gather(relay(reader, up_writer), relay(up_reader, writer))
+            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:

@@ -11,10 +11,14 @@ import asyncio
 import ipaddress
 import os
 import struct
+from collections.abc import Callable
+from typing import TypeVar
 
 from ._failures import failure_of
 from ._proxy import ProxyError, UDPAssociation
 from ._trace import Trace, endpoint
+
+T = TypeVar("T")
 
 MAGIC_COOKIE = 0x2112A442
 BINDING_REQUEST = 0x0001
@@ -131,15 +135,8 @@ async def stun_binding(
 ) -> tuple[tuple[str, int] | None, str | None]:
     """Send a binding request (retransmitted as RFC 5389 says) and wait for the answer,
     directly or through a SOCKS5 UDP relay; (mapped address, failure)."""
-    transaction = os.urandom(12)
-    request = binding_request(transaction)
-    data, failure = await _exchange(trace, ip, port, request, timeout, via, source)
-    if failure is not None:
-        return None, failure
-    try:
-        return parse_binding_response(data, transaction), None
-    except StunError as exc:
-        return None, f"unknown_failure: {exc}"
+    ask = binding_request, parse_binding_response
+    return await _ask(trace, ip, port, *ask, timeout=timeout, via=via, source=source)
 
 
 async def turn_allocate(
@@ -152,13 +149,28 @@ async def turn_allocate(
     source: str | None = None,
 ) -> tuple[int | None, str | None]:
     """Ask a TURN relay for an allocation; (the answer's code, failure). 401 means reached."""
+    ask = allocate_request, parse_allocate_response
+    return await _ask(trace, ip, port, *ask, timeout=timeout, via=via, source=source)
+
+
+async def _ask(
+    trace: Trace,
+    ip: str,
+    port: int,
+    build: Callable[[bytes], bytes],
+    parse: Callable[[bytes, bytes], T],
+    *,
+    timeout: float,
+    via: UDPAssociation | None,
+    source: str | None,
+) -> tuple[T | None, str | None]:
+    """One request in a new transaction and its parsed answer; (answer, failure)."""
     transaction = os.urandom(12)
-    request = allocate_request(transaction)
-    data, failure = await _exchange(trace, ip, port, request, timeout, via, source)
+    data, failure = await _exchange(trace, ip, port, build(transaction), timeout, via, source)
     if failure is not None:
         return None, failure
     try:
-        return parse_allocate_response(data, transaction), None
+        return parse(data, transaction), None
     except StunError as exc:
         return None, f"unknown_failure: {exc}"
 

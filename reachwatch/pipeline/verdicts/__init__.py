@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ...model import ParsedMeasurement
+from ...model import ParsedMeasurement, Primitives
 from ..fingerprints import Fingerprints, default_fingerprints
 from ._common import BLOCKED, DOWN, ERROR, OK, Verdict
 from .apps import (
@@ -52,6 +52,9 @@ def verdicts_of(pm: ParsedMeasurement, fingerprints: Fingerprints | None = None)
     rule = RULES.get(pm.base.test_name)
     if rule is None:
         return []
+    keys = pm.keys
+    if isinstance(keys, Primitives) and keys.x_features:
+        rule = catalogue_app  # measured by reachwatch from its catalogue, feature by feature
     return rule(pm, fingerprints or default_fingerprints())
 
 

@@ -66,8 +66,6 @@ def _feature(target: str, reaches: list[Reach], rule: str, says: str | None) -> 
 
 def whatsapp(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     keys = pm.keys
-    if isinstance(keys, Primitives) and keys.x_features:
-        return catalogue_app(pm, _fps)  # measured by reachwatch from its catalogue
     if not isinstance(keys, WhatsAppKeys):
         return [error("whatsapp/messaging", "test_keys are missing")]
     chat_ips = {
@@ -100,8 +98,6 @@ def whatsapp(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
 
 def telegram(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     keys = pm.keys
-    if isinstance(keys, Primitives) and keys.x_features:
-        return catalogue_app(pm, _fps)  # measured by reachwatch from its catalogue
     if not isinstance(keys, TelegramKeys):
         return [error("telegram/messaging", "test_keys are missing")]
     web_ips = addresses_of(keys, "web.telegram.org")  # the web client is not a data centre
@@ -121,8 +117,6 @@ def telegram(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
 def signal(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     target = "signal/messaging"
     keys = pm.keys
-    if isinstance(keys, Primitives) and keys.x_features:
-        return catalogue_app(pm, _fps)  # measured by reachwatch from its catalogue
     if not isinstance(keys, SignalKeys):
         return [error(target, "test_keys are missing")]
     says = keys.signal_backend_status
@@ -160,8 +154,6 @@ def _signal_probe_unreliable(pm: ParsedMeasurement) -> str | None:
 def facebook_messenger(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     target = "facebook_messenger/messaging"
     keys = pm.keys
-    if isinstance(keys, Primitives) and keys.x_features:
-        return catalogue_app(pm, _fps)  # measured by reachwatch from its catalogue
     if not isinstance(keys, FacebookMessengerKeys):
         return [error(target, "test_keys are missing")]
     says = (
