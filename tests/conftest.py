@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 
 from reachwatch.store import Store
 
@@ -48,6 +49,26 @@ def measurement(test_name: str, test_keys: Any, **base: Any) -> dict[str, Any]:
     }
     m.update(base)
     return m
+
+
+def write_catalogue(path: Path, apps: dict[str, dict[str, Any]]) -> Path:
+    """A catalogue file for lab apps: {app: {feature: (rule, [endpoint, ...])}}, each endpoint
+    a mapping as in apps.yaml (its `source` is the lab)."""
+    document = {
+        "version": 1,
+        "apps": {
+            key: {
+                "name": f"Lab {key}",
+                "features": {
+                    name: {"rule": rule, "endpoints": [{"source": "lab", **e} for e in endpoints]}
+                    for name, (rule, endpoints) in features.items()
+                },
+            }
+            for key, features in apps.items()
+        },
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
 
 
 def dumps(m: dict[str, Any]) -> bytes:

@@ -9,7 +9,7 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -90,11 +90,8 @@ async def doh_server(zone: dict[str, str | list[str]], tls: ssl.SSLContext) -> A
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, LOOPBACK, 0, ssl=tls)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
+    async with _serving(handle, tls) as port:
+        yield port
 
 
 @asynccontextmanager
@@ -156,10 +153,19 @@ async def web_server(
 ) -> AsyncIterator[int]:
     """An HTTP(S) server on loopback in one `mode` (for every client, or only for clients from
     `only_for`: a censor on the probe's path); yields its port."""
+    async with _serving(lambda r, w: _handle(mode, only_for, r, w), tls) as port:
+        yield port
+
+
+@asynccontextmanager
+async def _serving(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    tls: ssl.SSLContext | None = None,
+) -> AsyncIterator[int]:
+    """A TCP (or TLS) server on loopback for as long as the block runs; yields its port."""
     server = await asyncio.start_server(
-        lambda r, w: _handle(mode, only_for, r, w), LOOPBACK, 0, ssl=tls,
-        ssl_handshake_timeout=5 if tls else None,
-    )  # fmt: skip
+        handle, LOOPBACK, 0, ssl=tls, ssl_handshake_timeout=5 if tls else None
+    )
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
@@ -215,11 +221,8 @@ async def tls_censor(
         up_writer.write(hello)
         await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
 
-    server = await asyncio.start_server(handle, LOOPBACK, 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
+    async with _serving(handle) as port:
+        yield port
 
 
 @asynccontextmanager
@@ -252,11 +255,8 @@ async def h2_server(tls: ssl.SSLContext, mode: str = "page") -> AsyncIterator[in
             writer.close()
 
     tls.set_alpn_protocols(["h2", "http/1.1"])
-    server = await asyncio.start_server(handle, LOOPBACK, 0, ssl=tls)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
+    async with _serving(handle, tls) as port:
+        yield port
 
 
 class LabCA:
@@ -381,11 +381,8 @@ async def collector_server(received: list[dict[str, Any]]) -> AsyncIterator[str]
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, LOOPBACK, 0)
-    try:
-        yield f"http://{LOOPBACK}:{server.sockets[0].getsockname()[1]}/"
-    finally:
-        server.close()
+    async with _serving(handle) as port:
+        yield f"http://{LOOPBACK}:{port}/"
 
 
 class _StunProtocol(asyncio.DatagramProtocol):
@@ -503,11 +500,8 @@ async def socks5_server(
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, LOOPBACK, 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
+    async with _serving(handle) as port:
+        yield port
 
 
 @asynccontextmanager
@@ -534,11 +528,8 @@ async def http_connect_proxy() -> AsyncIterator[int]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, LOOPBACK, 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
+    async with _serving(handle) as port:
+        yield port
 
 
 @asynccontextmanager

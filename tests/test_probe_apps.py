@@ -22,7 +22,7 @@ from reachwatch.probe.apps import measure_app
 from reachwatch.probe.catalogue import CatalogueError, load_catalogue
 from reachwatch.probe.web_connectivity import ProbeContext
 
-from .conftest import dumps
+from .conftest import dumps, write_catalogue
 from .netlab import (
     LOOPBACK,
     LabCA,
@@ -33,8 +33,6 @@ from .netlab import (
     web_server,
 )
 
-SOURCE = "lab"
-
 
 def _closed_port() -> int:
     with socket.socket() as s:
@@ -43,16 +41,12 @@ def _closed_port() -> int:
 
 
 def _catalogue(tmp_path: Path, web: list[tuple[str, int]], calls: list[int], web_rule: str) -> Path:
-    lines = ["version: 1", "apps:", "  teams:", "    name: Lab Teams", "    features:"]
-    lines += [f"      web:\n        rule: {web_rule}", "        endpoints:"]
-    lines += [f"          - {{host: {host}, port: {port}, protocol: {proto}, source: {SOURCE}}}"
-              for proto, port, host in ((p, port, "teams.test") for p, port in web)]  # fmt: skip
-    lines += ["      calls:\n        rule: any", "        endpoints:"]
-    lines += [f"          - {{ip: {LOOPBACK}, port: {port}, protocol: udp-stun, source: {SOURCE}}}"
-              for port in calls]  # fmt: skip
-    path = tmp_path / "apps.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_catalogue(tmp_path / "apps.yaml", {"teams": {
+        "web": (web_rule, [{"host": "teams.test", "port": port, "protocol": proto}
+                           for proto, port in web]),
+        "calls": ("any", [{"ip": LOOPBACK, "port": port, "protocol": "udp-stun"}
+                          for port in calls]),
+    }})  # fmt: skip
 
 
 def _run(tmp_path: Path, stun_modes: list[str], web: list[str], web_rule: str = "each") -> Any:
@@ -127,13 +121,13 @@ def test_quic_reached_dropped_and_impersonated(tmp_path: Path) -> None:
             stun_server("silent") as dropped,
             dns_server({"teams.test": [LOOPBACK]}) as resolver,
         ):
-            lines = ["version: 1", "apps:", "  teams:", "    name: Lab Teams", "    features:"]
-            for name, port in (("web", real), ("calls", dropped), ("media", impostor)):
-                lines += [f"      {name}:", "        rule: each", "        endpoints:",
-                          f"          - {{host: teams.test, port: {port}, protocol: quic,"
-                          f" source: {SOURCE}}}"]  # fmt: skip
-            (tmp_path / "apps.yaml").write_text("\n".join(lines) + "\n")
-            catalogue = load_catalogue(tmp_path / "apps.yaml")
+            features = {
+                name: ("each", [{"host": "teams.test", "port": port, "protocol": "quic"}])
+                for name, port in (("web", real), ("calls", dropped), ("media", impostor))
+            }
+            catalogue = load_catalogue(
+                write_catalogue(tmp_path / "apps.yaml", {"teams": features})
+            )  # fmt: skip
             net = NetConfig(resolver=resolver, ca_file=ca.ca_file, timeout=1.5)
             return await measure_app("teams", ProbeContext(net=net), catalogue)
 
@@ -163,18 +157,17 @@ def test_apps_ooni_has_a_test_for_get_oonis_summary_keys(tmp_path: Path) -> None
             web_server(tls=ca.server_context("wa.test")) as site,
             dns_server({"wa.test": [LOOPBACK]}) as resolver,
         ):
-            lines = ["version: 1", "apps:", "  whatsapp:", "    name: Lab WhatsApp",
-                     "    features:", "      messaging:", "        rule: any",
-                     "        endpoints:"]  # fmt: skip
-            lines += [f"          - {{host: wa.test, port: {p}, protocol: tcp, source: lab}}"
-                      for p in (site, closed)]  # fmt: skip
-            for name, port in (("registration", site), ("web", web_port or site)):
-                lines += [f"      {name}:", "        rule: each", "        endpoints:",
-                          f"          - {{host: wa.test, port: {port}, protocol: https,"
-                          " source: lab}"]  # fmt: skip
-            (tmp_path / "apps.yaml").write_text("\n".join(lines) + "\n")
+            https = "https"
+            features = {
+                "messaging": ("any", [{"host": "wa.test", "port": p, "protocol": "tcp"}
+                                      for p in (site, closed)]),
+                "registration": ("each", [{"host": "wa.test", "port": site, "protocol": https}]),
+                "web": ("each", [{"host": "wa.test", "port": web_port or site, "protocol": https}]),
+            }  # fmt: skip
             net = NetConfig(resolver=resolver, ca_file=ca.ca_file, timeout=1.5)
-            catalogue = load_catalogue(tmp_path / "apps.yaml")
+            catalogue = load_catalogue(
+                write_catalogue(tmp_path / "apps.yaml", {"whatsapp": features})
+            )
             return await measure_app("whatsapp", ProbeContext(net=net), catalogue)
 
     keys = asyncio.run(go(None))["test_keys"]
@@ -205,14 +198,10 @@ def test_an_sni_filter_resets_one_app_and_spares_another_on_the_same_server(
             tls_censor(site, "reset", only_for=LOOPBACK, sni=b"teams.test") as censor,
             dns_server({"teams.test": [LOOPBACK], "viber.test": [LOOPBACK]}) as resolver,
         ):
-            lines = ["version: 1", "apps:"]
-            for app in ("teams", "viber"):
-                lines += [f"  {app}:", f"    name: Lab {app}", "    features:", "      web:",
-                          "        rule: each", "        endpoints:",
-                          f"          - {{host: {app}.test, port: {censor}, protocol: https,"
-                          " source: lab}"]  # fmt: skip
-            (tmp_path / "apps.yaml").write_text("\n".join(lines) + "\n")
-            catalogue = load_catalogue(tmp_path / "apps.yaml")
+            apps = {app: {"web": ("each", [{"host": f"{app}.test", "port": censor,
+                                            "protocol": "https"}])}
+                    for app in ("teams", "viber")}  # fmt: skip
+            catalogue = load_catalogue(write_catalogue(tmp_path / "apps.yaml", apps))
             context = ProbeContext(net=NetConfig(resolver=resolver, ca_file=ca.ca_file,
                                                  timeout=1.5))  # fmt: skip
             return [await measure_app(app, context, catalogue) for app in ("teams", "viber")]
@@ -242,13 +231,10 @@ def test_pinned_endpoints_are_told_by_their_key(tmp_path: Path) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         real.configure_cert(context)
         async with web_server(tls=context) as site:
-            (tmp_path / "apps.yaml").write_text(
-                "version: 1\napps:\n  telegram:\n    name: Lab Telegram\n    features:\n"
-                "      messaging:\n        rule: any\n        endpoints:\n"
-                f"          - {{ip: {LOOPBACK}, port: {site}, protocol: tls, source: lab,"
-                f" pins: ['{_pin(pin_of.cert_chain_pems[0].bytes())}']}}\n"
-            )
-            catalogue = load_catalogue(tmp_path / "apps.yaml")
+            pin = _pin(pin_of.cert_chain_pems[0].bytes())
+            endpoint = {"ip": LOOPBACK, "port": site, "protocol": "tls", "pins": [pin]}
+            apps = {"telegram": {"messaging": ("any", [endpoint])}}
+            catalogue = load_catalogue(write_catalogue(tmp_path / "apps.yaml", apps))
             return await measure_app("telegram", ProbeContext(), catalogue)
 
     def verdict(measurement: dict[str, Any]) -> tuple[str, str | None]:

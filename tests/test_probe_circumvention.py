@@ -19,6 +19,7 @@ from reachwatch.probe.catalogue import load_catalogue
 from reachwatch.probe.web_connectivity import ProbeContext
 from reachwatch.store import Store, status, verdict_rows
 
+from .conftest import write_catalogue
 from .netlab import (
     LOOPBACK,
     PROBE_ADDRESS,
@@ -33,16 +34,12 @@ from .netlab import (
 
 def _catalogue(path: Path, ports: dict[str, int]) -> Path:
     """messaging: TLS behind an SNI-resetting censor; web: open; calls: a dropped relay."""
-    path.write_text(
-        "version: 1\napps:\n  viber:\n    name: Lab Viber\n    features:\n"
-        "      messaging:\n        rule: each\n        endpoints:\n"
-        f"          - {{host: app.test, port: {ports['censored']}, protocol: tls, source: lab}}\n"
-        "      web:\n        rule: each\n        endpoints:\n"
-        f"          - {{host: app.test, port: {ports['open']}, protocol: https, source: lab}}\n"
-        "      calls:\n        rule: any\n        endpoints:\n"
-        f"          - {{host: app.test, port: {ports['dropped']}, protocol: udp-stun,"
-        " source: lab}\n"
-    )
+    endpoints = {"messaging": ("censored", "tls"), "web": ("open", "https"),
+                 "calls": ("dropped", "udp-stun")}  # fmt: skip
+    write_catalogue(path, {"viber": {
+        name: ("each", [{"host": "app.test", "port": ports[where], "protocol": protocol}])
+        for name, (where, protocol) in endpoints.items()
+    }})  # fmt: skip
     return path
 
 

@@ -15,7 +15,7 @@ from reachwatch.probe import NetConfig
 from reachwatch.probe.runner import Skipped, read_test_list, run, valid_targets
 from reachwatch.probe.web_connectivity import ProbeContext
 
-from .conftest import reachwatch
+from .conftest import reachwatch, write_catalogue
 from .netlab import LOOPBACK, PROBE_ADDRESS, Lab, web_server
 
 
@@ -181,18 +181,17 @@ def test_submit_skips_lines_that_are_not_measurements(lab: Lab, tmp_path: Path) 
     assert "submitted 1 of 1" in done.stdout
 
 
+def _viber(tmp_path: Path, lab: Lab, stun: str) -> Path:
+    """Lab Viber: its web on the lab's page (TCP), its calls on the lab's `stun` server."""
+    return write_catalogue(tmp_path / "apps.yaml", {"viber": {
+        "web": ("each", [{"host": "example.test", "port": lab.ports["page"], "protocol": "tcp"}]),
+        "calls": ("any", [{"ip": LOOPBACK, "port": lab.ports[stun], "protocol": "udp-stun"}]),
+    }})  # fmt: skip
+
+
 def test_probe_an_app_then_the_store_answers_per_feature(lab: Lab, tmp_path: Path) -> None:
     """`probe --app`: web reached, the call relay silent; the store says so feature by feature."""
-    catalogue = tmp_path / "apps.yaml"
-    catalogue.write_text(
-        "version: 1\napps:\n  viber:\n    name: Lab Viber\n    features:\n"
-        "      web:\n        rule: each\n        endpoints:\n"
-        f"          - {{host: example.test, port: {lab.ports['page']}, protocol: tcp,"
-        " source: lab}\n"
-        "      calls:\n        rule: any\n        endpoints:\n"
-        f"          - {{ip: {LOOPBACK}, port: {lab.ports['stun-silent']}, protocol: udp-stun,"
-        " source: lab}\n"
-    )
+    catalogue = _viber(tmp_path, lab, "stun-silent")
     output = tmp_path / "out.jsonl"
     common = ("--catalogue", str(catalogue), "--output", str(output), "--cc", "AZ", "--asn",
               "AS28707", "--resolver", lab.ports["dns"], "--timeout", "1.6")  # fmt: skip
@@ -216,16 +215,7 @@ def test_probe_an_app_then_the_store_answers_per_feature(lab: Lab, tmp_path: Pat
 def test_probe_compares_an_app_direct_and_through_a_proxy(lab: Lab, tmp_path: Path) -> None:
     """`--compare-via`: both paths in one run; the proxy relays TCP only, so calls through it
     are `unsupported` (worth knowing even here), and what works directly is `not-needed`."""
-    catalogue = tmp_path / "apps.yaml"
-    catalogue.write_text(
-        "version: 1\napps:\n  viber:\n    name: Lab Viber\n    features:\n"
-        "      web:\n        rule: each\n        endpoints:\n"
-        f"          - {{host: example.test, port: {lab.ports['page']}, protocol: tcp,"
-        " source: lab}\n"
-        "      calls:\n        rule: any\n        endpoints:\n"
-        f"          - {{ip: {LOOPBACK}, port: {lab.ports['stun']}, protocol: udp-stun,"
-        " source: lab}\n"
-    )
+    catalogue = _viber(tmp_path, lab, "stun")
     output, db = tmp_path / "out.jsonl", tmp_path / "r.duckdb"
     common = ("--app", "viber", "--catalogue", str(catalogue), "--output", str(output),
               "--cc", "AZ", "--asn", "AS28707", "--resolver", lab.ports["dns"],
@@ -249,13 +239,8 @@ def test_probe_compares_an_app_direct_and_through_a_proxy(lab: Lab, tmp_path: Pa
 
 
 def test_probe_through_an_interface(lab: Lab, tmp_path: Path) -> None:
-    catalogue = tmp_path / "apps.yaml"
-    catalogue.write_text(
-        "version: 1\napps:\n  zoom:\n    name: Lab Zoom\n    features:\n"
-        "      calls:\n        rule: any\n        endpoints:\n"
-        f"          - {{ip: {LOOPBACK}, port: {lab.ports['stun']}, protocol: udp-stun,"
-        " source: lab}\n"
-    )
+    calls = [{"ip": LOOPBACK, "port": lab.ports["stun"], "protocol": "udp-stun"}]
+    catalogue = write_catalogue(tmp_path / "apps.yaml", {"zoom": {"calls": ("any", calls)}})
     output = tmp_path / "out.jsonl"
     common = ("--app", "zoom", "--catalogue", str(catalogue), "--output", str(output),
               "--cc", "AZ", "--asn", "AS28707", "--timeout", "1.6")  # fmt: skip
