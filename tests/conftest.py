@@ -51,14 +51,17 @@ def measurement(test_name: str, test_keys: Any, **base: Any) -> dict[str, Any]:
     return m
 
 
-def write_catalogue(path: Path, apps: dict[str, dict[str, Any]]) -> Path:
+def write_catalogue(
+    path: Path, apps: dict[str, dict[str, Any]], networks: dict[str, list[int]] | None = None
+) -> Path:
     """A catalogue file for lab apps: {app: {feature: (rule, [endpoint, ...])}}, each endpoint
-    a mapping as in apps.yaml (its `source` is the lab)."""
+    a mapping as in apps.yaml (its `source` is the lab); `networks` per app if given."""
     document = {
         "version": 1,
         "apps": {
             key: {
                 "name": f"Lab {key}",
+                "networks": (networks or {}).get(key, []),
                 "features": {
                     name: {"rule": rule, "endpoints": [{"source": "lab", **e} for e in endpoints]}
                     for name, (rule, endpoints) in features.items()

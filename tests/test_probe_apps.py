@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from reachwatch.model import WhatsAppKeys, parse_measurement
 from reachwatch.pipeline import verdicts_of
 from reachwatch.probe import NetConfig
+from reachwatch.probe._geo import IPDatabase
 from reachwatch.probe.apps import measure_app
 from reachwatch.probe.catalogue import CatalogueError, load_catalogue
 from reachwatch.probe.web_connectivity import ProbeContext
@@ -246,3 +247,30 @@ def test_pinned_endpoints_are_told_by_their_key(tmp_path: Path) -> None:
     assert verdict(impostor) == ("blocked", "tls.mitm")
     assert impostor["test_keys"]["tls_handshakes"][0]["x_pin_mismatch"] is True
     assert impostor["test_keys"]["telegram_tcp_blocking"] is True
+
+
+def test_answers_outside_the_apps_networks_are_not_the_app(tmp_path: Path) -> None:
+    """With an IP database that places the lab's address in AS64500: an app whose networks
+    exclude it gets dns.inconsistent though the connection worked; one that includes it, ok."""
+    for family, rows in (("asn", "2130706432,2147483647,64500,Lab Net\n"),
+                         ("geo-whois-asn-country", "2130706432,2147483647,ZZ\n")):  # fmt: skip
+        (tmp_path / "ipdb" / family).mkdir(parents=True)
+        (tmp_path / "ipdb" / family / f"{family}-ipv4-num.csv").write_text(rows)
+        (tmp_path / "ipdb" / family / f"{family}-ipv6-num.csv").write_text("")
+    ipdb = IPDatabase(tmp_path / "ipdb")
+
+    async def go(networks: list[int]) -> dict[str, Any]:
+        async with web_server() as site, dns_server({"app.test": [LOOPBACK]}) as resolver:
+            endpoint = {"host": "app.test", "port": site, "protocol": "tcp"}
+            apps = {"zoom": {"web": ("each", [endpoint])}}
+            path = write_catalogue(tmp_path / "apps.yaml", apps, {"zoom": networks})
+            net = NetConfig(resolver=resolver, timeout=1.5)
+            return await measure_app("zoom", ProbeContext(net=net), load_catalogue(path),
+                                     ipdb=ipdb)  # fmt: skip
+
+    elsewhere = asyncio.run(go([32934]))
+    assert elsewhere["test_keys"]["queries"][0]["answers"][0]["asn"] == 64500
+    (verdict,) = verdicts_of(parse_measurement(dumps(elsewhere)))
+    assert (verdict.verdict, verdict.technique) == ("blocked", "dns.inconsistent")
+    (verdict,) = verdicts_of(parse_measurement(dumps(asyncio.run(go([64500])))))
+    assert verdict.verdict == "ok"

@@ -342,13 +342,19 @@ def probe(
                 run(targets, context, concurrency=concurrency, on_measurement=done,
                     on_failure=failed)
             )  # fmt: skip
+        ipdb = None
+        if apps:
+            try:
+                ipdb = IPDatabase()
+            except ReachwatchError as exc:
+                errors.print(f"DNS answers will not be checked against the apps' networks: {exc}")
         paths = [context]
         if compare_via:  # the same run, the same targets: direct first, then the tunnel
             paths = [replace(context, net=direct), context]
         for key in apps or ():
             run_id = uuid.uuid4().hex if len(paths) > 1 else None
             for path in paths:
-                measurement = asyncio.run(measure_app(key, path, catalogue, run_id))
+                measurement = asyncio.run(measure_app(key, path, catalogue, run_id, ipdb))
                 keep(measurement)
                 label = f" via {path.net.via_label}" if path.net.via_label else ""
                 for feature, verdict in measurement["test_keys"]["x_reachwatch"].items():

@@ -55,6 +55,8 @@ class Primitives(msgspec.Struct, kw_only=True, gc=False):
     # with its direct twin
     x_via: str | None = None
     x_run: str | None = None
+    # the AS numbers of the app's real service (its catalogue `networks`)
+    x_networks: list[int] | None = None
 
     def events(self) -> list[NetworkEvent]:
         return _EVENTS.decode(self.network_events) or []

@@ -26,6 +26,7 @@ from ..pipeline.verdicts import verdicts_of
 from ..pipeline.verdicts.apps import MESSENGER_HOSTS
 from ._conn import tcp_connect, tls_context, tls_handshake
 from ._failures import failure_of
+from ._geo import IPDatabase
 from ._http import NetConfig, http_request, resolve
 from ._proxy import Proxy, ProxyError, socks5_udp_associate
 from ._quic import quic_handshake
@@ -46,9 +47,12 @@ async def measure_app(
     context: ProbeContext,
     catalogue: Catalogue | None = None,
     run_id: str | None = None,
+    ipdb: IPDatabase | None = None,
 ) -> dict[str, Any]:
     """One measurement of every feature of app `key` (a CatalogueError lists the known apps).
-    Measurements of one comparison (direct and through a tunnel) share a `run_id`."""
+    Measurements of one comparison (direct and through a tunnel) share a `run_id`. With an IP
+    database, DNS answers carry their AS number, so the pipeline can tell answers outside the
+    app's networks."""
     app = (catalogue or default_catalogue()).app(key)
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -76,12 +80,15 @@ async def measure_app(
                 for child, endpoint in done
             ],
         }
+    if ipdb is not None:
+        _annotate(trace, ipdb)
     keys: dict[str, Any] = {
         **trace.archival(),
         "failure": None,
         "x_features": features,
         "x_via": context.net.via_label,
         "x_run": run_id,
+        "x_networks": list(app.networks) or None,
     }
     measurement = base_measurement(
         None, key, APP_TEST_VERSION, context, started, time.perf_counter() - clock, keys
@@ -183,6 +190,16 @@ async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> 
     finally:
         await conn.close()
     return failure
+
+
+def _annotate(trace: Trace, ipdb: IPDatabase) -> None:
+    """OONI's `asn` and `as_org_name` on every address answer."""
+    for query in trace.queries:
+        for answer in query.get("answers") or ():
+            address = answer.get("ipv4") or answer.get("ipv6")
+            if address:
+                network = ipdb.lookup(address)
+                answer["asn"], answer["as_org_name"] = network.asn, network.name
 
 
 def _check_pins(handshake: dict[str, Any], pins: tuple[str, ...]) -> str | None:

@@ -164,7 +164,7 @@ def facebook_messenger(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdic
     reaches = []
     for host, key in MESSENGER_HOSTS.items():
         reach = reach_host(keys, host, via_http=False)
-        inconsistent = _dns_outside(keys, host, FACEBOOK_ASN)
+        inconsistent = _dns_outside(keys, host, {FACEBOOK_ASN})
         if inconsistent is None:
             inconsistent = getattr(keys, f"facebook_{key}_dns_consistent", None) is False
         if inconsistent:
@@ -189,8 +189,8 @@ def facebook_messenger(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdic
     return [_feature(target, reaches, "each", says)]
 
 
-def _dns_outside(keys: Primitives, host: str, asn: int) -> bool | None:
-    """True if every answer for `host` is outside the app's network; None if unknown."""
+def _dns_outside(keys: Primitives, host: str, networks: set[int]) -> bool | None:
+    """True if every answer for `host` is outside the app's networks; None if unknown."""
     asns = [
         answer.asn
         for query in keys.queries or ()
@@ -200,7 +200,7 @@ def _dns_outside(keys: Primitives, host: str, asn: int) -> bool | None:
     ]
     if not asns:
         return None
-    return asn not in asns
+    return networks.isdisjoint(asns)
 
 
 def stunreachability(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
@@ -250,10 +250,20 @@ def catalogue_app(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
     if not isinstance(keys, Primitives) or not keys.x_features:
         return [error(f"{test}/messaging", "no feature of the app was measured")]
     operations = _operations(keys)
+    networks = set(keys.x_networks or ())
+
+    def reach(endpoint: EndpointRecord) -> Reach:
+        host = endpoint.target.lower()
+        if networks and _dns_outside(keys, host, networks):
+            # reached or not, an address outside the service's networks is not the service
+            return Reach(False, "dns", "answers outside the app's networks",
+                         f"lookup of {host}", technique_hint="dns.inconsistent")  # fmt: skip
+        return _endpoint_reach(endpoint, operations)
+
     return [
         _feature(
             f"{test}/{name}",
-            [_endpoint_reach(endpoint, operations) for endpoint in record.endpoints],
+            [reach(endpoint) for endpoint in record.endpoints],
             record.rule,
             None,
         )
