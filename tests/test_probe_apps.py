@@ -274,3 +274,21 @@ def test_answers_outside_the_apps_networks_are_not_the_app(tmp_path: Path) -> No
     assert (verdict.verdict, verdict.technique) == ("blocked", "dns.inconsistent")
     (verdict,) = verdicts_of(parse_measurement(dumps(asyncio.run(go([64500])))))
     assert verdict.verdict == "ok"
+
+
+def test_turn_relays_count_as_reached_when_they_ask_for_credentials(tmp_path: Path) -> None:
+    """A TURN Allocate without credentials: the relay's 401 shows it is reachable; silence is
+    udp.timeout. Two relays under `each`: one silent one is enough to block the feature."""
+
+    async def go() -> dict[str, Any]:
+        async with stun_server() as relay, stun_server("silent") as dropped:
+            endpoints = [{"ip": LOOPBACK, "port": port, "protocol": "turn"}
+                         for port in (relay, dropped)]  # fmt: skip
+            apps = {"zoom": {"calls": ("each", endpoints), "media": ("each", endpoints[:1])}}
+            catalogue = load_catalogue(write_catalogue(tmp_path / "apps.yaml", apps))
+            context = ProbeContext(net=NetConfig(timeout=1.5))
+            return await measure_app("zoom", context, catalogue)
+
+    found = {v.target: (v.verdict, v.technique)
+             for v in verdicts_of(parse_measurement(dumps(asyncio.run(go()))))}  # fmt: skip
+    assert found == {"zoom/calls": ("blocked", "udp.timeout"), "zoom/media": ("ok", None)}
