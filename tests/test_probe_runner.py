@@ -98,12 +98,12 @@ def test_concurrency_is_bounded_and_hanging_sites_overlap(
     peak = current = 0
     real_measure = runner.measure
 
-    async def counted(url: str, context: ProbeContext) -> dict[str, Any]:
+    async def counted(url: str, context: ProbeContext, run_id: str | None) -> dict[str, Any]:
         nonlocal peak, current
         current += 1
         peak = max(peak, current)
         try:
-            return await real_measure(url, context)
+            return await real_measure(url, context, run_id)
         finally:
             current -= 1
 
@@ -251,3 +251,26 @@ def test_probe_through_an_interface(lab: Lab, tmp_path: Path) -> None:
     (measurement,) = [orjson.loads(line) for line in output.read_bytes().splitlines()]
     assert measurement["test_keys"]["x_via"] == "interface:lo"
     assert measurement["test_keys"]["x_reachwatch"]["calls"]["verdict"] == "ok"
+
+
+def test_probe_compares_a_website_direct_and_through_a_proxy(lab: Lab, tmp_path: Path) -> None:
+    """web_connectivity through the tunnel: the site resets the probe's own address, the proxy
+    reaches it, so the tunnel restores it."""
+    output, db = tmp_path / "out.jsonl", tmp_path / "r.duckdb"
+    url = f"http://example.test:{lab.ports['reset']}/"
+    proxy = f"socks5://{LOOPBACK}:{lab.ports['socks5-tcp']}"
+    done = reachwatch(
+        "probe", url, "--compare-via", proxy, "--output", str(output), "--cc", "AZ",
+        "--asn", "AS28707", "--resolver", lab.ports["dns"], "--source-address", PROBE_ADDRESS,
+        "--helper", lab.ports["helper"], "--timeout", "2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    measurements = [orjson.loads(line) for line in output.read_bytes().splitlines()]
+    tunnelled = next(m for m in measurements if m["test_keys"]["x_via"])
+    assert tunnelled["test_keys"]["socksproxy"] == proxy
+    assert tunnelled["test_keys"]["queries"] == []  # the proxy resolved the name
+    reachwatch("ingest", "--db", str(db), str(output))
+    rows = reachwatch("verdicts", "--db", str(db), "--format", "jsonl").stdout.splitlines()
+    found = {r["via"]: (r["verdict"], r["technique"], r["circumvention"])
+             for r in map(orjson.loads, rows)}  # fmt: skip
+    assert found == {None: ("blocked", "http.reset", None), proxy: ("ok", None, "restored")}

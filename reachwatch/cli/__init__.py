@@ -285,8 +285,6 @@ def probe(
     tunnels = [t for t in (via, interface and f"interface:{interface}", compare_via) if t]
     if len(tunnels) > 1:
         raise ReachwatchError("give one of --via, --interface or --compare-via")
-    if tunnels and targets:
-        raise ReachwatchError("--via, --interface and --compare-via measure apps (--app) only")
     net = NetConfig(
         resolver=resolver,
         source=source_address,
@@ -317,7 +315,16 @@ def probe(
             TimeRemainingColumn(), console=errors, transient=True,
         ) as bar,
     ):  # fmt: skip
-        task = bar.add_task("probe", total=len(targets) + len(apps or ()))
+        paths = [context]
+        if compare_via:  # one run, the same targets: direct first, then through the tunnel
+            paths = [replace(context, net=direct), context]
+        run_id = uuid.uuid4().hex if compare_via else None
+        total = (len(targets) + len(apps or ())) * len(paths)
+        task = bar.add_task("probe", total=total)
+
+        def label(measurement: dict[str, Any]) -> str:
+            via = measurement["test_keys"].get("x_via")
+            return f" via {via}" if via else ""
 
         def keep(measurement: dict[str, Any]) -> None:
             out.write(orjson.dumps(measurement) + b"\n")
@@ -328,19 +335,18 @@ def probe(
         def done(measurement: dict[str, Any]) -> None:
             keep(measurement)
             verdict = measurement["test_keys"]["x_reachwatch"]
-            results.append(
-                (str(measurement["input"]), verdict["verdict"], verdict["technique"] or "")
-            )
+            results.append((f"{measurement['input']}{label(measurement)}", verdict["verdict"],
+                            verdict["technique"] or ""))  # fmt: skip
 
         def failed(item: Skipped) -> None:
             errors.print(f"not measured {item.input}: {item.reason}")
             results.append((item.input, "error", ""))
             bar.advance(task)
 
-        if targets:
+        for path in paths if targets else ():
             asyncio.run(
-                run(targets, context, concurrency=concurrency, on_measurement=done,
-                    on_failure=failed)
+                run(targets, path, concurrency=concurrency, on_measurement=done,
+                    on_failure=failed, run_id=run_id)
             )  # fmt: skip
         ipdb = None
         if apps:
@@ -348,17 +354,12 @@ def probe(
                 ipdb = IPDatabase()
             except ReachwatchError as exc:
                 errors.print(f"DNS answers will not be checked against the apps' networks: {exc}")
-        paths = [context]
-        if compare_via:  # the same run, the same targets: direct first, then the tunnel
-            paths = [replace(context, net=direct), context]
         for key in apps or ():
-            run_id = uuid.uuid4().hex if len(paths) > 1 else None
             for path in paths:
                 measurement = asyncio.run(measure_app(key, path, catalogue, run_id, ipdb))
                 keep(measurement)
-                label = f" via {path.net.via_label}" if path.net.via_label else ""
                 for feature, verdict in measurement["test_keys"]["x_reachwatch"].items():
-                    results.append((f"{key}/{feature}{label}", verdict["verdict"],
+                    results.append((f"{key}/{feature}{label(measurement)}", verdict["verdict"],
                                     verdict["technique"] or ""))  # fmt: skip
     table = Table(title=f"{len(measured)} measurements -> {output}")
     for name in ("target", "verdict", "technique"):

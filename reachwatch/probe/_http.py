@@ -300,7 +300,10 @@ class NetConfig:
 
 
 async def resolve(trace: Trace, host: str, net: NetConfig) -> tuple[list[str], str | None]:
-    """Addresses for `host` through the configured resolver (an IP needs none)."""
+    """Addresses for `host` through the configured resolver (an IP needs none; through a
+    proxy the name itself, for the proxy to resolve past local DNS)."""
+    if net.via is not None:
+        return [host], None
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -324,7 +327,9 @@ async def connect(
         return None, failure
     conn = None
     for ip in addrs:
-        conn, failure = await tcp_connect(trace, ip, port, timeout=net.timeout, source=net.source)
+        conn, failure = await tcp_connect(
+            trace, ip, port, timeout=net.timeout, source=net.source, via=net.via
+        )
         if conn is not None:
             break
     if conn is None:

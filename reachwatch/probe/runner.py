@@ -74,6 +74,7 @@ async def run(
     on_measurement: Callable[[dict[str, Any]], None],
     on_failure: Callable[[Skipped], None],
     limit: float = MEASUREMENT_LIMIT,
+    run_id: str | None = None,
 ) -> None:
     """Measure every URL, at most `concurrency` at a time: hanging sites cost their timeout
     once each, in parallel, not one after the other."""
@@ -82,7 +83,7 @@ async def run(
     async def one(url: str) -> None:
         async with gate:
             try:
-                on_measurement(await asyncio.wait_for(measure(url, context), limit))
+                on_measurement(await asyncio.wait_for(measure(url, context, run_id), limit))
             except TimeoutError:
                 on_failure(Skipped(url, f"the measurement took over {limit:.0f}s and was stopped"))
             except BadURL as exc:

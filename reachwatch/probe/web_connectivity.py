@@ -66,8 +66,9 @@ def check_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
 
 
-async def measure(url: str, context: ProbeContext) -> dict[str, Any]:
-    """One OONI web_connectivity measurement of `url` (which must pass `check_url`)."""
+async def measure(url: str, context: ProbeContext, run_id: str | None = None) -> dict[str, Any]:
+    """One OONI web_connectivity measurement of `url` (which must pass `check_url`); through
+    a proxy when the context's net has one (`run_id` pairs it with its direct twin)."""
     target = check_url(url)
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -103,7 +104,7 @@ async def measure(url: str, context: ProbeContext) -> dict[str, Any]:
         "agent": "redirect",
         "client_resolver": net.resolver,
         "retries": None,
-        "socksproxy": None,
+        "socksproxy": str(net.via) if net.via else None,
         **trace.archival(),
         "dns_experiment_failure": dns_failure,
         "control_failure": control_failure,
@@ -117,6 +118,8 @@ async def measure(url: str, context: ProbeContext) -> dict[str, Any]:
         "title_match": None,
         "accessible": None,
         "blocking": None,
+        "x_via": net.via_label,
+        "x_run": run_id,
     }
     measurement = base_measurement(
         url, TEST_NAME, TEST_VERSION, context, started, time.perf_counter() - clock, keys
@@ -128,7 +131,9 @@ async def measure(url: str, context: ProbeContext) -> dict[str, Any]:
 async def _connectivity(
     trace: Trace, ip: str, port: int, server_name: str | None, net: NetConfig
 ) -> None:
-    conn, _ = await tcp_connect(trace, ip, port, timeout=net.timeout, source=net.source)
+    conn, _ = await tcp_connect(
+        trace, ip, port, timeout=net.timeout, source=net.source, via=net.via
+    )
     if conn is None:
         return
     if server_name is not None:
