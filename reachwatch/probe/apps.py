@@ -3,9 +3,9 @@ measured the way the app reaches it, so "messaging ok, calls blocked" comes out 
 
 Each endpoint is tried with its protocol: a TCP connect (`tcp`), a TLS handshake (`tls`), an
 HTTPS request (`https`), a QUIC handshake (`quic`), a STUN binding (`udp-stun`) or a TURN
-allocate (`turn`). The
-measurement keeps OONI's archival lists and, under `x_features`, which transactions tried which
-endpoint of which feature, so the pipeline judges each feature by its own rule.
+allocate (`turn`). The measurement keeps OONI's archival lists and, under `x_features`, which
+transactions tried which endpoint of which feature, so the pipeline judges each feature by its
+own rule.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ._conn import tcp_connect, tls_context, tls_handshake
 from ._failures import failure_of
 from ._geo import IPDatabase
 from ._http import NetConfig, http_request, resolve
-from ._proxy import Proxy, ProxyError, socks5_udp_associate
+from ._proxy import Proxy, ProxyError, UDPAssociation, socks5_udp_associate
 from ._quic import quic_handshake
 from ._stun import stun_binding, turn_allocate
 from ._trace import Trace
@@ -107,18 +107,12 @@ async def _try(trace: Trace, endpoint: Endpoint, net: NetConfig) -> None:
     if failure is not None:
         return
     for ip in addrs[:ADDRESSES_PER_ENDPOINT]:
-        if endpoint.protocol == "udp-stun":
-            _, failure = await stun_binding(
-                trace, ip, endpoint.port, timeout=net.timeout, source=net.source
-            )
-        elif endpoint.protocol == "turn":
-            _, failure = await turn_allocate(
-                trace, ip, endpoint.port, timeout=net.timeout, source=net.source
-            )
+        if endpoint.protocol in ("udp-stun", "turn"):
+            failure = await _datagram(trace, ip, endpoint, net)
         elif endpoint.protocol == "quic" and net.source:
-            # aioquic cannot bind a local address: such a handshake would leave by the default
-            # route, not the interface under test
-            _unsupported(trace, trace.now(), endpoint, UNSUPPORTED)
+            # aioquic cannot bind a local address: the handshake would not leave from the
+            # address (the interface) asked for
+            _udp_not_sent(trace, trace.now(), endpoint, UNSUPPORTED)
             return
         elif endpoint.protocol == "quic":
             failure = await quic_handshake(
@@ -137,31 +131,34 @@ async def _try_via(trace: Trace, endpoint: Endpoint, net: NetConfig, via: Proxy)
     if endpoint.protocol not in UDP_PROTOCOLS:
         await _stream(trace, endpoint.target, endpoint, net)
         return
-    association = None
     t0 = trace.now()
     try:
         if via.scheme != "socks5" or endpoint.protocol == "quic":
             raise ProxyError(UNSUPPORTED)  # HTTP CONNECT carries no UDP; QUIC stays direct
         association = await asyncio.wait_for(socks5_udp_associate(via), net.timeout)
-    except ProxyError as exc:
-        _unsupported(trace, t0, endpoint, exc.failure)
-        return
     except Exception as exc:
-        _unsupported(trace, t0, endpoint, failure_of(exc))
+        failure = exc.failure if isinstance(exc, ProxyError) else failure_of(exc)
+        _udp_not_sent(trace, t0, endpoint, failure)
         return
     try:
-        if endpoint.protocol == "udp-stun":
-            await stun_binding(trace, endpoint.target, endpoint.port, timeout=net.timeout,
-                               via=association)  # fmt: skip
-        else:
-            await turn_allocate(trace, endpoint.target, endpoint.port, timeout=net.timeout,
-                                via=association)  # fmt: skip
+        await _datagram(trace, endpoint.target, endpoint, net, association)
     finally:
         association.close()
 
 
-def _unsupported(trace: Trace, t0: float, endpoint: Endpoint, failure: str) -> None:
-    """The tunnel could not carry this endpoint's UDP: recorded as its only operation."""
+async def _datagram(
+    trace: Trace, host: str, endpoint: Endpoint, net: NetConfig, via: UDPAssociation | None = None
+) -> str | None:
+    """A STUN binding or a TURN allocate, from the configured address or through `via`."""
+    ask = stun_binding if endpoint.protocol == "udp-stun" else turn_allocate
+    _, failure = await ask(trace, host, endpoint.port, timeout=net.timeout, via=via,
+                           source=None if via else net.source)  # fmt: skip
+    return failure
+
+
+def _udp_not_sent(trace: Trace, t0: float, endpoint: Endpoint, failure: str) -> None:
+    """The tunnel could not carry this endpoint's UDP (or the address asked for cannot be
+    bound): recorded as its only operation."""
     address = f"{endpoint.target}:{endpoint.port}"
     trace.event("connect", t0, address=address, failure=failure, proto="udp",
                 tid=trace.transaction())  # fmt: skip
