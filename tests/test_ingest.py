@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import uuid
 from pathlib import Path
 
 import orjson
@@ -245,9 +246,12 @@ def test_any_mix_of_junk_and_measurements_reconciles(
     tmp_path: Path, junk: list[bytes], good: int
 ) -> None:
     lines = [dumps(measurement("tor", None, measurement_uid=f"u{i}")) for i in range(good)]
-    path = tmp_path / f"mix-{len(junk)}-{good}.jsonl"
+    # hypothesis may replay an example within one tmp_path: each gets a store of its own
+    example = tmp_path / uuid.uuid4().hex
+    example.mkdir()
+    path = example / "mix.jsonl"
     path.write_bytes(b"\n".join(lines + junk) + b"\n")
-    with Store(tmp_path / f"fuzz-{len(junk)}-{good}-{abs(hash(tuple(junk)))}.duckdb") as store:
+    with Store(example / "fuzz.duckdb") as store:
         report = ingest([path], store)
         assert report.reconciled
         assert report.stored == good

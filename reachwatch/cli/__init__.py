@@ -294,9 +294,19 @@ def probe(
     direct = net
     if tunnels:
         net = _through(net, tunnels[0])
+    locating = cc is None and asn is None and helper is not None
+    ipdb = None
+    if apps or locating:
+        try:
+            ipdb = IPDatabase()
+        except ReachwatchError as exc:
+            if locating:
+                raise
+            errors.print(f"DNS answers will not be checked against the apps' networks: {exc}")
     network = Network()
-    if cc is None and asn is None and helper:
-        network = asyncio.run(locate(helper, net, IPDatabase()))
+    if locating and helper and ipdb:
+        # the network is this one's, whatever tunnel the measurements then take
+        network = asyncio.run(locate(helper, direct, ipdb))
     context = ProbeContext(
         probe_cc=network.cc if cc is None else cc.upper(),
         probe_asn=network.asn if asn is None else parse_asn(asn),
@@ -348,12 +358,6 @@ def probe(
                 run(targets, path, concurrency=concurrency, on_measurement=done,
                     on_failure=failed, run_id=run_id)
             )  # fmt: skip
-        ipdb = None
-        if apps:
-            try:
-                ipdb = IPDatabase()
-            except ReachwatchError as exc:
-                errors.print(f"DNS answers will not be checked against the apps' networks: {exc}")
         for key in apps or ():
             for path in paths:
                 measurement = asyncio.run(measure_app(key, path, catalogue, run_id, ipdb))
