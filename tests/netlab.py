@@ -35,14 +35,16 @@ BLOCKPAGE = b"<html><head><title>Stop</title></head><body>GdF Stop Page</body></
 
 
 class _DNSProtocol(asyncio.DatagramProtocol):
-    def __init__(self, zone: dict[str, str | list[str]]) -> None:
+    def __init__(self, zone: dict[str, str | list[str]], clients: list[str]) -> None:
         self.zone = zone
+        self.clients = clients
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.clients.append(addr[0])
         reply = _dns_reply(data, self.zone)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
@@ -95,11 +97,14 @@ async def doh_server(zone: dict[str, str | list[str]], tls: ssl.SSLContext) -> A
 
 
 @asynccontextmanager
-async def dns_server(zone: dict[str, str | list[str]]) -> AsyncIterator[str]:
-    """A resolver on loopback; yields its "ip:port"."""
+async def dns_server(
+    zone: dict[str, str | list[str]], clients: list[str] | None = None
+) -> AsyncIterator[str]:
+    """A resolver on loopback, noting the address of each query in `clients`; yields its
+    "ip:port"."""
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(
-        lambda: _DNSProtocol(zone), local_addr=(LOOPBACK, 0)
+        lambda: _DNSProtocol(zone, [] if clients is None else clients), local_addr=(LOOPBACK, 0)
     )
     try:
         yield f"{LOOPBACK}:{transport.get_extra_info('sockname')[1]}"

@@ -28,6 +28,7 @@ from .netlab import (
     BLOCKPAGE,
     LOOPBACK,
     PAGE,
+    PROBE_ADDRESS,
     LabCA,
     black_hole,
     dns_server,
@@ -299,3 +300,17 @@ def test_http2_when_the_server_speaks_it(
     assert request["alpn"] == "h2" and request["response"]["code"] == status
     if status == 200:
         assert result.response.body == PAGE
+
+
+def test_udp_lookups_leave_from_the_source_address() -> None:
+    """`--source-address` (and `--interface`) bind DNS queries too, not only connections."""
+    clients: list[str] = []
+
+    async def go() -> list[str]:
+        async with dns_server({"example.test": [LOOPBACK]}, clients) as resolver:
+            found, _ = await lookup_udp(Trace(), "example.test", resolver, timeout=1,
+                                        source=PROBE_ADDRESS)  # fmt: skip
+        return found
+
+    assert asyncio.run(go()) == [LOOPBACK]
+    assert clients == [PROBE_ADDRESS]

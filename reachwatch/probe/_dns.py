@@ -103,9 +103,10 @@ async def lookup_udp(
     *,
     query_type: str = "A",
     timeout: float = DNS_TIMEOUT,
+    source: str | None = None,
 ) -> tuple[list[str], str | None]:
-    """Ask `resolver` ("ip:port") directly over UDP: what an outside resolver's answer looks like
-    on this network (and whether someone injects one)."""
+    """Ask `resolver` ("ip:port") directly over UDP, from the `source` address if given: what an
+    outside resolver's answer looks like on this network (and whether someone injects one)."""
     ip, _, port = resolver.rpartition(":")
     tid, t0 = trace.transaction(), trace.now()
     addrs: list[str] = []
@@ -113,7 +114,9 @@ async def lookup_udp(
     failure = None
     try:
         query = dns.message.make_query(host, query_type)
-        reply = await dns.asyncquery.udp(query, ip.strip("[]"), timeout=timeout, port=int(port))
+        reply = await dns.asyncquery.udp(
+            query, ip.strip("[]"), timeout=timeout, port=int(port), source=source
+        )
         addrs, answers, failure = read_reply(reply)
     except Exception as exc:
         failure = failure_of(exc)

@@ -308,7 +308,9 @@ async def resolve(trace: Trace, host: str, net: NetConfig) -> tuple[list[str], s
         ipaddress.ip_address(host)
     except ValueError:
         if net.resolver:
-            return await lookup_udp(trace, host, net.resolver, timeout=net.timeout)
+            return await lookup_udp(
+                trace, host, net.resolver, timeout=net.timeout, source=net.source
+            )
         return await lookup_getaddrinfo(trace, host, timeout=net.timeout)
     return [host], None
 
