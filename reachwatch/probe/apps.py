@@ -213,17 +213,17 @@ def _check_pins(handshake: dict[str, Any], pins: tuple[str, ...]) -> str | None:
     return "ssl_invalid_certificate"
 
 
-def _failure(trace: Trace, tids: list[int]) -> str | None:
-    """The first failure any operation of these transactions recorded."""
-    wanted = set(tids)
+def _first_failures(trace: Trace) -> dict[int, str]:
+    """Per transaction, the first failure any of its operations recorded."""
+    found: dict[int, str] = {}
     for entries in trace.archival().values():
         for entry in entries:
-            if entry.get("transaction_id") in wanted:
-                status = entry.get("status")
-                failure = status["failure"] if status else entry.get("failure")
-                if failure:
-                    return str(failure)
-    return None
+            status = entry.get("status")
+            failure = status["failure"] if status else entry.get("failure")
+            tid = entry.get("transaction_id")
+            if failure and tid is not None:
+                found.setdefault(tid, str(failure))
+    return found
 
 
 def _ooni_keys(key: str, features: dict[str, Any], trace: Trace) -> dict[str, Any]:
@@ -231,10 +231,13 @@ def _ooni_keys(key: str, features: dict[str, Any], trace: Trace) -> dict[str, An
     measurements of them: an endpoint failed when its last attempt did; a feature when one of
     its endpoints did (`each`) or all of them (`any`)."""
 
+    first = _first_failures(trace)
+
     def failures(name: str) -> dict[str, str | None]:
         endpoints = features.get(name, {}).get("endpoints", [])
         # the last attempt decides: the experiment stops at the first address that answers
-        return {f"{e['target']}:{e['port']}": _failure(trace, e["transactions"][-1:])
+        return {f"{e['target']}:{e['port']}":
+                first.get(e["transactions"][-1]) if e["transactions"] else None
                 for e in endpoints}  # fmt: skip
 
     def status(name: str) -> tuple[str | None, str | None]:
