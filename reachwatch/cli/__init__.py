@@ -241,17 +241,17 @@ def probe(
     ] = None,
     via: Annotated[
         str | None,
-        typer.Option(help="Measure the apps through socks5://HOST:PORT or http://HOST:PORT."),
+        typer.Option(help="Measure through socks5://HOST:PORT or http://HOST:PORT."),
     ] = None,
     interface: Annotated[
         str | None,
-        typer.Option(help="Measure the apps through this interface (a VPN's tunnel)."),
+        typer.Option(help="Measure through this interface (a VPN's tunnel)."),
     ] = None,
     compare_via: Annotated[
         str | None,
         typer.Option(
-            help="Measure the apps directly AND through this tunnel (a proxy URL or "
-            "interface:NAME), side by side."
+            help="Measure directly AND through this tunnel (a proxy URL or interface:NAME), "
+            "side by side."
         ),
     ] = None,
 ) -> None:

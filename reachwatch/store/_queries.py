@@ -22,7 +22,7 @@ VERDICT_FIELDS = (
     "probe_says",
     "via",
 )
-# what going through the tunnel changed, from the direct twin of the same run (DESIGN.md)
+# what going through the tunnel changed, against the direct twin of the same run
 _CIRCUMVENTION = """
     CASE WHEN v.via IS NULL OR d.verdict IS NULL THEN NULL
          WHEN v.verdict = 'error' AND v.reason LIKE '%command_not_supported%' THEN 'unsupported'
