@@ -9,19 +9,25 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-import dns.message
-import dns.rcode
-import dns.rrset
 import orjson
-import trustme
 from aioquic.asyncio.server import serve as quic_serve
 from aioquic.quic.configuration import QuicConfiguration
 
+from reachwatch.lab._servers import (
+    LabCA,
+    StunResponder,
+    dns_answer,
+    http_reply,
+    pipe,
+    read_head,
+    serving,
+)
+from reachwatch.lab._servers import socks5_server as lab_socks5
 from reachwatch.probe import NetConfig
 from reachwatch.probe.helper import serve
 
@@ -45,26 +51,9 @@ class _DNSProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.clients.append(addr[0])
-        reply = _dns_reply(data, self.zone)
+        reply = dns_answer(data, self.zone)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
-
-
-def _dns_reply(data: bytes, zone: dict[str, str | list[str]]) -> bytes | None:
-    """The zone's answer to a DNS query in wire format; None to stay silent."""
-    query = dns.message.from_wire(data)
-    name = query.question[0].name.to_text().rstrip(".")
-    rule = zone.get(name, "NXDOMAIN")
-    if rule == "SILENT":
-        return None
-    reply = dns.message.make_response(query)
-    if rule == "NXDOMAIN":
-        reply.set_rcode(dns.rcode.NXDOMAIN)
-    elif rule == "SERVFAIL":
-        reply.set_rcode(dns.rcode.SERVFAIL)
-    elif isinstance(rule, list):
-        reply.answer.append(dns.rrset.from_text(name + ".", 60, "IN", "A", *rule))
-    return reply.to_wire()
 
 
 @asynccontextmanager
@@ -79,7 +68,7 @@ async def doh_server(zone: dict[str, str | list[str]], tls: ssl.SSLContext) -> A
                 for line in head.split(b"\r\n")
                 if line.lower().startswith(b"content-length:")
             )
-            reply = _dns_reply(await reader.readexactly(length), zone)
+            reply = dns_answer(await reader.readexactly(length), zone)
             if reply is not None:
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/dns-message\r\n"
@@ -92,7 +81,7 @@ async def doh_server(zone: dict[str, str | list[str]], tls: ssl.SSLContext) -> A
         finally:
             writer.close()
 
-    async with _serving(handle, tls) as port:
+    async with serving(handle, LOOPBACK, tls=tls) as port:
         yield port
 
 
@@ -112,25 +101,13 @@ async def dns_server(
         transport.close()
 
 
-async def _read_request(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-        return b""
-
-
-def _reply(status: str, body: bytes, extra: str = "") -> bytes:
-    head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\nContent-Type: text/html\r\n"
-    return (head + extra + "Connection: close\r\n\r\n").encode() + body
-
-
 async def _handle(
     mode: str, only_for: str | None, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> None:
     if only_for is not None and writer.get_extra_info("peername")[0] != only_for:
         mode = "page"  # the censor acts only on the probe's traffic
     try:
-        request = await _read_request(reader)
+        request = await read_head(reader)
         if mode == "reset":
             sock = writer.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -140,11 +117,11 @@ async def _handle(
             await asyncio.sleep(3600)
         if mode.startswith("redirect:"):
             target = mode.split(":", 1)[1]
-            writer.write(_reply("302 Found", b"", f"Location: {target}\r\n"))
+            writer.write(http_reply("302 Found", b"", f"Location: {target}\r\n"))
         elif mode == "blockpage":
-            writer.write(_reply("200 OK", BLOCKPAGE))
+            writer.write(http_reply("200 OK", BLOCKPAGE))
         elif request:
-            writer.write(_reply("200 OK", PAGE))
+            writer.write(http_reply("200 OK", PAGE))
         await writer.drain()
     except (ConnectionError, asyncio.CancelledError):
         pass
@@ -158,35 +135,8 @@ async def web_server(
 ) -> AsyncIterator[int]:
     """An HTTP(S) server on loopback in one `mode` (for every client, or only for clients from
     `only_for`: a censor on the probe's path); yields its port."""
-    async with _serving(lambda r, w: _handle(mode, only_for, r, w), tls) as port:
+    async with serving(lambda r, w: _handle(mode, only_for, r, w), LOOPBACK, tls=tls) as port:
         yield port
-
-
-@asynccontextmanager
-async def _serving(
-    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
-    tls: ssl.SSLContext | None = None,
-) -> AsyncIterator[int]:
-    """A TCP (or TLS) server on loopback for as long as the block runs; yields its port."""
-    server = await asyncio.start_server(
-        handle, LOOPBACK, 0, ssl=tls, ssl_handshake_timeout=5 if tls else None
-    )
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-
-
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    """Copy one direction of a relayed connection until it ends."""
-    try:
-        while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
-    except ConnectionError:
-        pass
-    finally:
-        sink.close()
 
 
 @asynccontextmanager
@@ -224,9 +174,9 @@ async def tls_censor(
             return
         up_reader, up_writer = await asyncio.open_connection(LOOPBACK, target)
         up_writer.write(hello)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
-    async with _serving(handle) as port:
+    async with serving(handle, LOOPBACK) as port:
         yield port
 
 
@@ -260,23 +210,8 @@ async def h2_server(tls: ssl.SSLContext, mode: str = "page") -> AsyncIterator[in
             writer.close()
 
     tls.set_alpn_protocols(["h2", "http/1.1"])
-    async with _serving(handle, tls) as port:
+    async with serving(handle, LOOPBACK, tls=tls) as port:
         yield port
-
-
-class LabCA:
-    """A CA of our own: server contexts for names, and the CA file a client trusts."""
-
-    def __init__(self, directory: Path) -> None:
-        self.ca = trustme.CA()
-        self.ca_file = str(directory / "test-ca.pem")
-        self.ca.cert_pem.write_to_path(self.ca_file)
-
-    def server_context(self, *names: str) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.ca.issue_cert(*names).configure_cert(context)
-        context.set_alpn_protocols(["http/1.1"])
-        return context
 
 
 @asynccontextmanager
@@ -386,42 +321,8 @@ async def collector_server(received: list[dict[str, Any]]) -> AsyncIterator[str]
         finally:
             writer.close()
 
-    async with _serving(handle) as port:
+    async with serving(handle, LOOPBACK) as port:
         yield f"http://{LOOPBACK}:{port}/"
-
-
-class _StunProtocol(asyncio.DatagramProtocol):
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.mode == "silent" or self.transport is None or len(data) < 20:
-            return
-        cookie, transaction = data[4:8], data[8:20]
-        if data[:2] == b"\x00\x03":  # a TURN Allocate: ask for credentials, as relays do
-            code = struct.pack("!HBB", 0, 4, 1) + b"Unauthorized"
-            realm = b"lab"
-            attributes = (
-                struct.pack("!HH", 0x0009, len(code)) + code + b"\x00" * (-len(code) % 4)
-                + struct.pack("!HH", 0x0014, len(realm)) + realm + b"\x00" * (-len(realm) % 4)
-            )  # fmt: skip
-            self.transport.sendto(
-                struct.pack("!HH", 0x0113, len(attributes)) + cookie + transaction + attributes,
-                addr,
-            )
-            return
-        ip, port = addr
-        value = struct.pack("!BBH", 0, 1, port ^ 0x2112) + bytes(
-            a ^ b for a, b in zip(socket.inet_aton(ip), cookie, strict=True)
-        )
-        attribute = struct.pack("!HH", 0x0020, len(value)) + value
-        self.transport.sendto(
-            struct.pack("!HH", 0x0101, len(attribute)) + cookie + transaction + attribute, addr
-        )
 
 
 @asynccontextmanager
@@ -429,7 +330,7 @@ async def stun_server(mode: str = "answer") -> AsyncIterator[int]:
     """A STUN server (RFC 5389 binding; a TURN Allocate gets 401 as from a real relay) on
     loopback that answers, or stays silent."""
     transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-        lambda: _StunProtocol(mode), local_addr=(LOOPBACK, 0)
+        lambda: StunResponder(mode), local_addr=(LOOPBACK, 0)
     )
     try:
         yield transport.get_extra_info("sockname")[1]
@@ -441,71 +342,8 @@ async def stun_server(mode: str = "answer") -> AsyncIterator[int]:
 async def socks5_server(
     udp: bool = True, names: dict[str, str] | None = None
 ) -> AsyncIterator[int]:
-    """A SOCKS5 proxy (RFC 1928, no auth) on loopback: CONNECT, and UDP ASSOCIATE if `udp`
-    (otherwise it answers "command not supported", as many proxies do). It resolves the
-    `names` it is given, as a proxy's own resolver would. Yields its port."""
-    loop = asyncio.get_running_loop()
-    names = names or {}
-
-    class UDPRelay(asyncio.DatagramProtocol):
-        def __init__(self) -> None:
-            self.transport: asyncio.DatagramTransport | None = None
-            self.client: tuple[str, int] | None = None
-
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.transport = cast(asyncio.DatagramTransport, transport)
-
-        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-            assert self.transport is not None
-            if addr == self.client or self.client is None:  # from the client: unwrap, send on
-                self.client = addr
-                if data[3] == 1:
-                    ip, rest = socket.inet_ntoa(data[4:8]), data[8:]
-                else:  # a name
-                    ip, rest = names[data[5 : 5 + data[4]].decode()], data[5 + data[4] :]
-                port = struct.unpack("!H", rest[:2])[0]
-                self.transport.sendto(rest[2:], (ip, port))
-            else:  # from the target: wrap, send back
-                header = b"\x00\x00\x00\x01" + socket.inet_aton(addr[0])
-                self.transport.sendto(header + struct.pack("!H", addr[1]) + data, self.client)
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            _, count = await reader.readexactly(2)
-            await reader.readexactly(count)
-            writer.write(b"\x05\x00")
-            _, command, _, kind = await reader.readexactly(4)
-            if kind == 1:
-                host = socket.inet_ntoa(await reader.readexactly(4))
-            else:
-                host = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
-            port = struct.unpack("!H", await reader.readexactly(2))[0]
-            if command == 3 and udp:
-                transport, _ = await loop.create_datagram_endpoint(
-                    UDPRelay, local_addr=(LOOPBACK, 0)
-                )
-                bound = transport.get_extra_info("sockname")
-                writer.write(b"\x05\x00\x00\x01" + socket.inet_aton(bound[0])
-                             + struct.pack("!H", bound[1]))  # fmt: skip
-                await reader.read()  # the association lasts as long as this connection
-                transport.close()
-                return
-            if command != 1:
-                writer.write(b"\x05\x07\x00\x01" + b"\x00" * 6)
-                return
-            try:
-                up_reader, up_writer = await asyncio.open_connection(names.get(host, host), port)
-            except OSError:
-                writer.write(b"\x05\x05\x00\x01" + b"\x00" * 6)
-                return
-            writer.write(b"\x05\x00\x00\x01" + b"\x00" * 6)
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async with _serving(handle) as port:
+    """The lab's SOCKS5 proxy on loopback; yields its port."""
+    async with lab_socks5(LOOPBACK, udp=udp, names=names) as port:
         yield port
 
 
@@ -527,26 +365,22 @@ async def http_connect_proxy() -> AsyncIterator[int]:
                 writer.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
                 return
             writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
             writer.close()
 
-    async with _serving(handle) as port:
+    async with serving(handle, LOOPBACK) as port:
         yield port
 
 
 @asynccontextmanager
 async def quic_server(ca: LabCA, *names: str) -> AsyncIterator[int]:
     """A QUIC (HTTP/3 ALPN) server on loopback with a certificate for `names`; yields its port."""
-    issued = ca.ca.issue_cert(*names)
-    directory = Path(ca.ca_file).parent
-    cert, key = directory / f"quic-{names[0]}.pem", directory / f"quic-{names[0]}.key"
-    issued.cert_chain_pems[0].write_to_path(str(cert))
-    issued.private_key_pem.write_to_path(str(key))
+    cert, key = ca.write_pair(Path(ca.ca_file).parent, *names)
     configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
-    configuration.load_cert_chain(str(cert), str(key))
+    configuration.load_cert_chain(cert, key)
     server = await quic_serve(LOOPBACK, 0, configuration=configuration)
     try:
         yield server._transport.get_extra_info("sockname")[1]

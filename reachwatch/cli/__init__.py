@@ -262,9 +262,8 @@ def probe(
     from ..model import parse_asn
     from ..probe import NetConfig
     from ..probe._geo import IPDatabase, Network
-    from ..probe.apps import measure_app
     from ..probe.catalogue import load_catalogue
-    from ..probe.runner import Skipped, locate, read_test_list, run, valid_targets
+    from ..probe.runner import Skipped, locate, measure_all, read_test_list, valid_targets
     from ..probe.web_connectivity import ProbeContext
 
     inputs = list(urls or [])
@@ -336,35 +335,29 @@ def probe(
             via = measurement["test_keys"].get("x_via")
             return f" via {via}" if via else ""
 
-        def keep(measurement: dict[str, Any]) -> None:
+        def done(measurement: dict[str, Any]) -> None:
             out.write(orjson.dumps(measurement) + b"\n")
             out.flush()
             measured.append(measurement)
             bar.advance(task)
-
-        def done(measurement: dict[str, Any]) -> None:
-            keep(measurement)
-            verdict = measurement["test_keys"]["x_reachwatch"]
-            results.append((f"{measurement['input']}{label(measurement)}", verdict["verdict"],
-                            verdict["technique"] or ""))  # fmt: skip
+            verdicts = measurement["test_keys"]["x_reachwatch"]
+            if measurement["input"] is not None:  # a URL's one verdict; an app's per feature
+                verdicts = {measurement["input"]: verdicts}
+            else:
+                verdicts = {f"{measurement['test_name']}/{f}": v for f, v in verdicts.items()}
+            for target, verdict in verdicts.items():
+                results.append((f"{target}{label(measurement)}", verdict["verdict"],
+                                verdict["technique"] or ""))  # fmt: skip
 
         def failed(item: Skipped) -> None:
             errors.print(f"not measured {item.input}: {item.reason}")
             results.append((item.input, "error", ""))
             bar.advance(task)
 
-        for path in paths if targets else ():
-            asyncio.run(
-                run(targets, path, concurrency=concurrency, on_measurement=done,
-                    on_failure=failed, run_id=run_id)
-            )  # fmt: skip
-        for key in apps or ():
-            for path in paths:
-                measurement = asyncio.run(measure_app(key, path, catalogue, run_id, ipdb))
-                keep(measurement)
-                for feature, verdict in measurement["test_keys"]["x_reachwatch"].items():
-                    results.append((f"{key}/{feature}{label(measurement)}", verdict["verdict"],
-                                    verdict["technique"] or ""))  # fmt: skip
+        asyncio.run(
+            measure_all(targets, list(apps or ()), paths, catalogue, ipdb, concurrency=concurrency,
+                        on_measurement=done, on_failure=failed, run_id=run_id)
+        )  # fmt: skip
     table = Table(title=f"{len(measured)} measurements -> {output}")
     for name in ("target", "verdict", "technique"):
         table.add_column(name, overflow="fold")

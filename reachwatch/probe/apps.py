@@ -14,7 +14,6 @@ import asyncio
 import base64
 import hashlib
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -54,7 +53,7 @@ async def measure_app(
     database, DNS answers carry their AS number, so the pipeline can tell answers outside the
     app's networks."""
     app = (catalogue or default_catalogue()).app(key)
-    started = datetime.now(UTC)
+    started = context.now()
     clock = time.perf_counter()
     trace = Trace(clock)
     gate = asyncio.Semaphore(MAX_AT_ONCE)

@@ -14,6 +14,8 @@ from urllib.parse import urljoin
 from .._errors import InputError
 from ._geo import IPDatabase, Network
 from ._http import NetConfig, request_json
+from .apps import measure_app
+from .catalogue import Catalogue
 from .helper import IP_PATH
 from .web_connectivity import BadURL, ProbeContext, check_url, measure
 
@@ -90,6 +92,32 @@ async def run(
                 on_failure(Skipped(url, str(exc)))
 
     await asyncio.gather(*(one(url) for url in urls))
+
+
+async def measure_all(
+    urls: list[str],
+    apps: list[str],
+    paths: list[ProbeContext],
+    catalogue: Catalogue,
+    ipdb: IPDatabase | None,
+    *,
+    concurrency: int = 8,
+    on_measurement: Callable[[dict[str, Any]], None],
+    on_failure: Callable[[Skipped], None],
+    run_id: str | None = None,
+) -> None:
+    """Every URL and every app through each path in turn (direct first, then the tunnel, so a
+    run's twins are measured minutes apart at most); apps alongside the URLs."""
+    for path in paths:
+
+        async def app(key: str, path: ProbeContext = path) -> None:
+            on_measurement(await measure_app(key, path, catalogue, run_id, ipdb))
+
+        await asyncio.gather(
+            run(urls, path, concurrency=concurrency, on_measurement=on_measurement,
+                on_failure=on_failure, run_id=run_id),
+            *(app(key) for key in apps),
+        )  # fmt: skip
 
 
 async def locate(helper: str, net: NetConfig, database: IPDatabase) -> Network:

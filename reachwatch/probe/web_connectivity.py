@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +42,11 @@ class ProbeContext:
     network_name: str | None = None
     helper: str | None = None
     net: NetConfig = field(default_factory=NetConfig)
+    clock_offset: float = 0.0  # seconds added to the wall clock: the lab's simulated time
+
+    def now(self) -> datetime:
+        """When a measurement starts, as its `measurement_start_time` will say."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset)
 
 
 def check_url(url: str) -> str:
@@ -70,7 +75,7 @@ async def measure(url: str, context: ProbeContext, run_id: str | None = None) ->
     """One OONI web_connectivity measurement of `url` (which must pass `check_url`); through
     a proxy when the context's net has one (`run_id` pairs it with its direct twin)."""
     target = check_url(url)
-    started = datetime.now(UTC)
+    started = context.now()
     clock = time.perf_counter()
     trace = Trace(clock)
     net = context.net

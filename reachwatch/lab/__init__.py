@@ -1,0 +1,1 @@
+"""The lab: a censored network in namespaces, for tests and demos."""

@@ -1,0 +1,79 @@
+"""The probe on a lab host: the real probe code (web_connectivity and the app experiments),
+run inside the probe host's namespace, one run per simulated time it is told.
+
+Run as `python -m reachwatch.lab._agent CONFIG.json`. Each stdin line is `{"runs": [times]}`:
+the agent measures every target at each of those simulated times (directly, and through the
+outside proxy when the scenario asks), appends the measurements to its output file and answers
+with the counts. It exits when stdin closes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..probe import NetConfig
+from ..probe._geo import IPDatabase
+from ..probe._proxy import parse_proxy
+from ..probe.catalogue import load_catalogue
+from ..probe.runner import Skipped, measure_all
+from ..probe.web_connectivity import ProbeContext
+
+PARALLEL_RUNS = 6  # simulated runs measured at once: the lab's clock, not its load, is the limit
+
+
+async def _main(path: str) -> None:
+    config = orjson.loads(Path(path).read_bytes())
+    catalogue = load_catalogue(Path(config["catalogue"]))
+    ipdb = IPDatabase(Path(config["ipdb"]))
+    net = NetConfig(ca_file=config["ca_file"], timeout=config["timeout"])
+    base = ProbeContext(
+        probe_cc=config["cc"], probe_asn=config["asn"], network_name=config["network"],
+        helper=config["helper"], net=net,
+    )  # fmt: skip
+    tunnel = replace(net, via=parse_proxy(config["proxy"])) if config["proxy"] else None
+    gate = asyncio.Semaphore(PARALLEL_RUNS)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    with open(config["output"], "ab") as out:
+
+        async def one(at: datetime) -> tuple[int, int]:
+            counts = [0, 0]
+
+            def keep(measurement: dict[str, Any]) -> None:
+                out.write(orjson.dumps(measurement) + b"\n")
+                counts[0] += 1
+
+            def failed(item: Skipped) -> None:
+                print(f"not measured {item.input}: {item.reason}", file=sys.stderr)
+                counts[1] += 1
+
+            async with gate:
+                offset = (at - datetime.now(UTC)).total_seconds()
+                direct = replace(base, clock_offset=offset)
+                paths = [direct] + ([replace(direct, net=tunnel)] if tunnel else [])
+                await measure_all(
+                    config["urls"], config["apps"], paths, catalogue, ipdb,
+                    on_measurement=keep, on_failure=failed,
+                    run_id=uuid.uuid4().hex if tunnel else None,
+                )  # fmt: skip
+            return counts[0], counts[1]
+
+        while line := await reader.readline():
+            runs = [datetime.fromisoformat(t) for t in orjson.loads(line)["runs"]]
+            results = await asyncio.gather(*(one(at) for at in runs))
+            out.flush()
+            measured = sum(r[0] for r in results)
+            print(orjson.dumps({"measured": measured, "failed": sum(r[1] for r in results)})
+                  .decode(), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(sys.argv[1]))

@@ -1,0 +1,142 @@
+"""The lab's "rest of the Internet", one process in its own namespace: the authoritative DNS
+(also the public resolver), every site and app server of the plan (TLS from the lab's CA),
+STUN and TURN responders, QUIC servers, the web_connectivity test helper, and the SOCKS5 proxy
+outside every censor.
+
+Run as `python -m reachwatch.lab._internet CONFIG.json`; it prints `ready` once everything
+listens and exits when its stdin closes (the lab's end of the pipe), so it never outlives the
+run that started it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, cast
+
+import orjson
+from aioquic.asyncio.server import serve as quic_serve
+from aioquic.quic.configuration import QuicConfiguration
+
+from ..probe import NetConfig
+from ..probe.helper import serve as helper_serve
+from ._servers import (
+    LabCA,
+    StunResponder,
+    Zone,
+    dns_answer,
+    http_reply,
+    read_head,
+    serving,
+    site_page,
+    socks5_server,
+)
+
+
+class _DNS(asyncio.DatagramProtocol):
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            reply = dns_answer(data, self.zone)
+        except Exception:
+            return
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+
+def _web(body: bytes) -> Any:
+    """A site: any request gets its page."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if await read_head(reader, 10):
+                writer.write(http_reply("200 OK", body))
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    return handle
+
+
+async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A plain TCP or TLS app endpoint: it answers an HTTP request, else holds the line a
+    while as a chat server would."""
+    try:
+        head = await read_head(reader, 10)
+        if head:
+            writer.write(http_reply("200 OK", b"ok"))
+            await writer.drain()
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+
+
+async def serve(config: dict[str, Any], stop: asyncio.Future[None]) -> None:
+    loop = asyncio.get_running_loop()
+    ca = LabCA(Path(config["ca_dir"]))
+    zone: Zone = {name: list(addresses) for name, addresses in config["zone"].items()}
+    async with AsyncExitStack() as stack:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _DNS(zone), local_addr=(config["dns"], 53)
+        )
+        stack.callback(transport.close)
+        address, port = config["proxy"]
+        # the proxy's own resolver sees the lab's zone, as a resolver outside the censor would
+        names = {name: addresses[0] for name, addresses in config["zone"].items()}
+        await stack.enter_async_context(socks5_server(address, port, names=names))
+        for service in config["services"]:
+            kind, host, where = service["kind"], service["name"], service["address"]
+            if kind in ("stun", "turn"):
+                transport, _ = await loop.create_datagram_endpoint(
+                    StunResponder, local_addr=(where, service["port"])
+                )
+                stack.callback(transport.close)
+            elif kind == "quic":
+                cert, key = ca.write_pair(Path(config["ca_dir"]), host)
+                configuration = QuicConfiguration(is_client=False, alpn_protocols=["h3"])
+                configuration.load_cert_chain(cert, key)
+                server = await quic_serve(where, service["port"], configuration=configuration)
+                stack.callback(server.close)
+            else:
+                tls = ca.server_context(host) if kind in ("https", "tls", "site-tls") else None
+                handler = _web(site_page(host)) if kind.startswith("site") else _hold
+                await stack.enter_async_context(serving(handler, where, service["port"], tls))
+        started: asyncio.Future[int] = loop.create_future()
+        net = NetConfig(resolver=f"{config['dns']}:53", ca_file=ca.ca_file, timeout=5)
+        helper = asyncio.create_task(helper_serve(config["helper"], 80, net, started=started))
+        stack.callback(helper.cancel)
+        await started
+        print("ready", flush=True)
+        await stop
+
+
+async def _main(path: str) -> None:
+    config = orjson.loads(Path(path).read_bytes())
+    loop = asyncio.get_running_loop()
+    stop: asyncio.Future[None] = loop.create_future()
+    # the lab closing our stdin is the signal to go
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+
+    async def watch() -> None:
+        await reader.read()
+        if not stop.done():
+            stop.set_result(None)
+
+    watcher = asyncio.create_task(watch())
+    await serve(config, stop)
+    watcher.cancel()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(sys.argv[1]))
