@@ -39,6 +39,7 @@ async def _main(path: str) -> None:
     )  # fmt: skip
     tunnel = replace(net, via=parse_proxy(config["proxy"])) if config["proxy"] else None
     gate = asyncio.Semaphore(PARALLEL_RUNS)
+    url_locks = {url: asyncio.Lock() for url in config["urls"]}
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -59,10 +60,19 @@ async def _main(path: str) -> None:
                 offset = (at - datetime.now(UTC)).total_seconds()
                 direct = replace(base, clock_offset=offset)
                 paths = [direct] + ([replace(direct, net=tunnel)] if tunnel else [])
-                await measure_all(
-                    config["urls"], config["apps"], paths, catalogue, ipdb,
-                    on_measurement=keep, on_failure=failed,
-                    run_id=uuid.uuid4().hex if tunnel else None,
+                run_id = uuid.uuid4().hex if tunnel else None
+
+                async def site(url: str) -> None:
+                    # one fetch of a site at a time: simulated runs overlap in real time, and
+                    # two fetches would share (and halve) a throttled site's bucket
+                    async with url_locks[url]:
+                        await measure_all([url], [], paths, catalogue, ipdb, on_measurement=keep,
+                                          on_failure=failed, run_id=run_id)  # fmt: skip
+
+                await asyncio.gather(
+                    measure_all([], config["apps"], paths, catalogue, ipdb, on_measurement=keep,
+                                on_failure=failed, run_id=run_id),
+                    *(site(url) for url in config["urls"]),
                 )  # fmt: skip
             return counts[0], counts[1]
 

@@ -30,11 +30,14 @@ INJECT_PORT, TLS_PORT, HTTP_PORT = 5353, 8443, 8080
 SO_ORIGINAL_DST = 80
 BLOCKPAGE = (
     b"<html><head><title>451 Unavailable For Legal Reasons</title></head><body>"
-    b"<h1>451 Unavailable For Legal Reasons</h1><p>Access to this resource is restricted "
-    b"by order of the authorities.</p></body></html>"
-)  # matches the fingerprint cp.f_gen_451 (Censored Planet's, in OONI's fingerprint list)
+    b"<h1>451 Unavailable For Legal Reasons</h1><p>The page you have requested has been "
+    b"blocked, by order of the authorities.</p></body></html>"
+)  # matches OONI's national-scope fingerprint ooni.in_0, so the pipeline can confirm it
 SILENCE_LIMIT = 60.0  # a silenced connection is let go after this, so nothing runs forever
-THROTTLE_RATE = "32kbit"
+THROTTLE_RATE, THROTTLE_BURST, THROTTLE_LIMIT = "64kbit", "32kb", "3000"
+"""8 KB/s after a 32 KB burst: a handshake and a page's head pass, a 512 KB page stalls. The
+queue holds two packets: a long one would keep a stalled fetch's backlog for seconds after it
+ended, and the next connection's SYN-ACK would wait behind it."""
 
 
 class Censor:
@@ -130,15 +133,20 @@ class Censor:
                        check=False)  # fmt: skip
         throttled = self.rules["throttle"]
         if throttled:
+            # a bucket per address: one throttled service does not starve another's packets
             tc = [
                 f"qdisc add dev {lan} root handle 1: htb default 1",
                 f"class add dev {lan} parent 1: classid 1:1 htb rate 10gbit quantum 60000",
-                f"class add dev {lan} parent 1: classid 1:2 htb rate 10gbit quantum 60000",
-                f"qdisc add dev {lan} parent 1:2 handle 20: tbf rate {THROTTLE_RATE} "
-                "burst 16kb latency 2s",
-                *(f"filter add dev {lan} parent 1: protocol ip prio 1 u32 match ip src "
-                  f"{address}/32 flowid 1:2" for address in throttled),
-            ]  # fmt: skip
+            ]
+            for number, address in enumerate(throttled, start=16):
+                tc += [
+                    f"class add dev {lan} parent 1: classid 1:{number:x} htb rate 10gbit "
+                    "quantum 60000",
+                    f"qdisc add dev {lan} parent 1:{number:x} tbf rate {THROTTLE_RATE} "
+                    f"burst {THROTTLE_BURST} limit {THROTTLE_LIMIT}",
+                    f"filter add dev {lan} parent 1: protocol ip prio 1 u32 match ip src "
+                    f"{address}/32 flowid 1:{number:x}",
+                ]
             subprocess.run(["tc", "-batch", "-"], input="\n".join(tc) + "\n", text=True,
                            check=True, capture_output=True)  # fmt: skip
 

@@ -57,7 +57,12 @@ def _web(body: bytes) -> Any:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             if await read_head(reader, 10):
-                writer.write(http_reply("200 OK", body))
+                # the head goes first, in its own TLS record, as servers flush it: a throttled
+                # page then shows its status line before the body stalls
+                head, _, _ = http_reply("200 OK", body).partition(b"\r\n\r\n")
+                writer.write(head + b"\r\n\r\n")
+                await writer.drain()
+                writer.write(body)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass

@@ -206,7 +206,7 @@ def make_plan(scenario: Scenario, catalogue: Catalogue) -> Plan:
         plan.isps.append(Isp(
             index=index, network=network, gateway=str(hosts[0]), blockpage=str(hosts[1]),
             uplink=str(link + 2), peer=str(link + 1),
-            probes=tuple(str(hosts[9 + h]) for h in range(network.hosts)),
+            probes=tuple(str(hosts[2 + h]) for h in range(network.hosts)),
         ))  # fmt: skip
         subnet = network.subnet
         plan.ipdb.append((int(subnet[0]), int(subnet[-1]), network.asn, network.name,

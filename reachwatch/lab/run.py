@@ -71,7 +71,8 @@ def run_scenario(
     began = time.monotonic()
     plan = make_plan(scenario, catalogue or default_catalogue())
     work = out / "lab"
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # a previous run's files would mix with this one's
+    work.mkdir(parents=True)
     ns = Namespaces()
     before = host_links()
     with _teardown_on_signals(ns):

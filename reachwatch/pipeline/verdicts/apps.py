@@ -27,7 +27,16 @@ from ...model import (
     WhatsAppKeys,
 )
 from ..fingerprints import Fingerprints
-from ._common import CERTIFICATE, TIMEOUTS, Verdict, blocked, error, is_network_failure, ok
+from ._common import (
+    CERTIFICATE,
+    TIMEOUTS,
+    Verdict,
+    blocked,
+    error,
+    is_bogon,
+    is_network_failure,
+    ok,
+)
 from ._reach import Reach, addresses_of, commonest, reach_endpoints, reach_host, url_host
 
 WHATSAPP_CHAT = re.compile(r"^e\d+\.whatsapp\.net$")
@@ -189,6 +198,19 @@ def facebook_messenger(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdic
     return [_feature(target, reaches, "each", says)]
 
 
+def _dns_bogons(keys: Primitives, host: str) -> bool:
+    """True if `host` got addresses and every one is a bogon that no network announces (the
+    probe's IP database gave it no AS number: a lab's own ranges have one)."""
+    answers = [
+        answer
+        for query in keys.queries or ()
+        if (query.hostname or "").lower() == host
+        for answer in query.answers or ()
+        if answer.ipv4
+    ]
+    return bool(answers) and all(is_bogon(a.ipv4 or "") and not a.asn for a in answers)
+
+
 def _dns_outside(keys: Primitives, host: str, networks: set[int]) -> bool | None:
     """True if every answer for `host` is outside the app's networks; None if unknown."""
     asns = [
@@ -254,6 +276,10 @@ def catalogue_app(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdict]:
 
     def reach(endpoint: EndpointRecord) -> Reach:
         host = endpoint.target.lower()
+        if _dns_bogons(keys, host):
+            # a private or reserved address is not the app's server, whatever happened next
+            return Reach(False, "dns", "answers are bogons", f"lookup of {host}",
+                         technique_hint="dns.bogon")  # fmt: skip
         if networks and _dns_outside(keys, host, networks):
             # reached or not, an address outside the service's networks is not the service
             return Reach(False, "dns", "answers outside the app's networks",

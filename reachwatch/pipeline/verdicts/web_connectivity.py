@@ -649,7 +649,9 @@ class _Analysis:
         url = (self.final.request.url if self.final and self.final.request else None) or ""
         secure = url.lower().startswith("https://")
         certificate = failure in CERTIFICATE or failure.startswith("ssl_error")
-        if secure and (failure in RESETS or failure in EOFS or failure in TIMEOUTS or certificate):
+        shook = any(h.failure is None for h in keys.tls_handshakes or ())
+        risky = failure in RESETS or failure in EOFS or failure in TIMEOUTS or certificate
+        if secure and not shook and risky:
             # 0.4 probes record no handshakes: an https fetch that failed after a good connect
             connected = any(c.status and c.status.success for c in keys.tcp_connects())
             if connected or certificate:
