@@ -199,8 +199,9 @@ def facebook_messenger(pm: ParsedMeasurement, _fps: Fingerprints) -> list[Verdic
 
 
 def _dns_bogons(keys: Primitives, host: str) -> bool:
-    """True if `host` got addresses and every one is a bogon that no network announces (the
-    probe's IP database gave it no AS number: a lab's own ranges have one)."""
+    """True if `host` got addresses and every one is a bogon that no network announces: the
+    probe's IP database looked it up and found no AS (a lab's own ranges have one; without a
+    database there is no telling)."""
     answers = [
         answer
         for query in keys.queries or ()
@@ -208,7 +209,7 @@ def _dns_bogons(keys: Primitives, host: str) -> bool:
         for answer in query.answers or ()
         if answer.ipv4
     ]
-    return bool(answers) and all(is_bogon(a.ipv4 or "") and not a.asn for a in answers)
+    return bool(answers) and all(is_bogon(a.ipv4 or "") and a.asn == 0 for a in answers)
 
 
 def _dns_outside(keys: Primitives, host: str, networks: set[int]) -> bool | None:
