@@ -5,25 +5,24 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .. import ReachwatchError
 from ..archive import measurement_files
 from ..pipeline import ingest as run_ingest
-from ..store import DB_ENV, DEFAULT_DB, Store, verdict_rows
+from ..store import DEFAULT_DB, Store, verdict_rows
 from ..store import status as status_query
+from ._common import VERDICT_STYLE, DbOption, StatusFormat, console, errors, print_status
 
 if TYPE_CHECKING:  # the probe's modules load only for the commands that use them
     from ..probe import NetConfig
@@ -35,15 +34,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# piped output is not cut at 80 columns: a status table is for reading whole
-_width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
-console = Console(width=_width)
-errors = Console(stderr=True, soft_wrap=True)
-
-DbOption = Annotated[
-    Path,
-    typer.Option("--db", envvar=DB_ENV, help=f"DuckDB file (default: {DEFAULT_DB})."),
-]
 
 
 # the options the probe and the test helper share: how they reach the network
@@ -59,15 +49,6 @@ TimeoutOption = Annotated[float, typer.Option(min=0.1, help="Seconds per operati
 class TableFormat(StrEnum):
     table = "table"
     jsonl = "jsonl"
-
-
-class StatusFormat(StrEnum):
-    table = "table"
-    md = "md"
-    json = "json"
-
-
-VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "down": "yellow", "error": "dim"}
 
 
 @app.command()
@@ -162,46 +143,7 @@ def status(
     """Per target, the latest verdict on each network, with the counts behind it."""
     with Store(db, read_only=True) as store:
         rows = status_query(store, cc=cc, target=target)
-    if fmt is StatusFormat.json:
-        sys.stdout.buffer.write(orjson.dumps([asdict(row) for row in rows]) + b"\n")
-        return
-    headers = (
-        "cc",
-        "target",
-        "network",
-        "latest",
-        "technique",
-        "measured",
-        "ok/blocked/down/error",
-    )
-    lines = [
-        (
-            row.probe_cc,
-            row.target,
-            f"{row.probe_asn} {row.network_name or ''}".strip(),
-            row.verdict,
-            row.technique or "",
-            row.measured_at,
-            f"{row.ok}/{row.blocked}/{row.down}/{row.error}",
-        )
-        for row in rows
-    ]
-    if fmt is StatusFormat.md:
-        print("| " + " | ".join(headers) + " |")
-        print("|" + "---|" * len(headers))
-        for line in lines:
-            print("| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |")
-        return
-    table = Table(title=f"status{' in ' + cc.upper() if cc else ''}")
-    for name in headers:
-        table.add_column(name, overflow="fold")
-    for line in lines:
-        styled = list(line)
-        styled[3] = f"[{VERDICT_STYLE[line[3]]}]{line[3]}"
-        table.add_row(*styled)
-    console.print(table)
-    if not rows:
-        errors.print("no verdicts match")
+    print_status(rows, fmt, cc)
 
 
 @app.command()
@@ -445,6 +387,12 @@ def helper_command(
         pass
     except OSError as exc:
         raise ReachwatchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+from ._lab import demo, lab_app  # noqa: E402 - the lab's commands, registered on the app
+
+app.add_typer(lab_app, name="lab")
+app.command()(demo)
 
 
 def main() -> None:

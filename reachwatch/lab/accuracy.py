@@ -2,8 +2,9 @@
 for a lab run is held against the scenario's expectations (written by hand in the scenario
 file, never derived from the pipeline), and the matrix technique x target is written out.
 
-A row that no expectation covers is a miss too: the accuracy scenario must say what every
-(network, target, path) ought to give, so a false positive cannot hide."""
+A row that no expectation covers is `unchecked`; the accuracy matrix counts those as misses
+too: it must say what every (network, target, path) ought to give, so that a false positive
+cannot hide in a cell nobody wrote down."""
 
 from __future__ import annotations
 
@@ -28,10 +29,12 @@ class Cell:
     expected: list[Expectation] = field(default_factory=list)
     seen: Counter[Outcome] = field(default_factory=Counter)
     misses: Counter[Outcome] = field(default_factory=Counter)
+    unchecked: Counter[Outcome] = field(default_factory=Counter)
 
     @property
     def rows(self) -> int:
-        return sum(self.seen.values())
+        """Rows an expectation covered."""
+        return sum(self.seen.values()) - sum(self.unchecked.values())
 
     @property
     def correct(self) -> int:
@@ -51,8 +54,16 @@ class Score:
     def correct(self) -> int:
         return sum(c.correct for c in self.cells.values())
 
+    @property
+    def unchecked(self) -> int:
+        return sum(sum(c.unchecked.values()) for c in self.cells.values())
+
     def missed(self) -> list[Cell]:
-        return [c for c in self.cells.values() if c.misses or not c.rows]
+        return [c for c in self.cells.values() if c.misses]
+
+    def uncovered(self) -> list[Cell]:
+        """Cells with rows no expectation covers, or with no row at all."""
+        return [c for c in self.cells.values() if c.unchecked or not c.seen]
 
 
 def score(scenario: Scenario, rows: Iterable[dict[str, Any]]) -> Score:
@@ -80,7 +91,9 @@ def score(scenario: Scenario, rows: Iterable[dict[str, Any]]) -> Score:
         cell.seen[outcome] += 1
         at = datetime.fromisoformat(row["measurement_start_time"]).replace(tzinfo=UTC)
         covering = [e for e in cell.expected if e.window.active(at)]
-        if not covering or not all(_meets(e, outcome) for e in covering):
+        if not covering:
+            cell.unchecked[outcome] += 1
+        elif not all(_meets(e, outcome) for e in covering):
             cell.misses[outcome] += 1
     return Score(scenario, cells)
 
@@ -117,8 +130,8 @@ def matrix_markdown(result: Score, command: str) -> str:
         "the pipeline's verdicts (not the probe's) are held against the expectations written "
         "in the scenario. A cell reads `ok`, or `blocked technique`; a mark of ✗ is a miss.",
         "",
-        f"**{result.correct}/{result.rows} verdicts as expected "
-        f"({100 * result.correct / max(result.rows, 1):.1f}%)**, over "
+        f"**{result.correct}/{result.rows + result.unchecked} verdicts as expected "
+        f"({100 * result.correct / max(result.rows + result.unchecked, 1):.1f}%)**, over "
         f"{len(scenario.networks)} networks x {len(scenario.targets)} targets x "
         f"{len(paths)} paths.",
         "",
@@ -135,8 +148,12 @@ def matrix_markdown(result: Score, command: str) -> str:
         lines.append("")
     missed = result.missed()
     lines += ["## Misses", ""]
-    if not missed:
+    if not missed and not result.uncovered():
         lines.append("None: every verdict was the expected one.")
+    for cell in result.uncovered():
+        got = ", ".join(f"{_label(o)} x{n}" for o, n in sorted(cell.unchecked.items(), key=str))
+        lines.append(f"- {cell.network}, `{cell.target}`{' via proxy' if cell.via else ''}: "
+                     f"no expectation covers {got or 'it, and nothing was measured'}.")  # fmt: skip
     for cell in missed:
         notes = "; ".join(e.note for e in cell.expected if e.note) or "(not explained)"
         got = ", ".join(f"{_label(o)} x{n}" for o, n in sorted(cell.misses.items(), key=str))
@@ -148,7 +165,9 @@ def matrix_markdown(result: Score, command: str) -> str:
 
 
 def _cell(cell: Cell) -> str:
-    if not cell.rows:
+    if not cell.seen:
         return "✗ not measured"
+    if cell.unchecked:
+        return "✗ " + " / ".join(_label(o) for o in sorted(cell.seen, key=str)) + " (unchecked)"
     shown = " / ".join(_label(o) for o in sorted(cell.seen, key=str))
     return f"✗ {shown} (expected {_expected(cell)})" if cell.misses else shown

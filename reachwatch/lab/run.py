@@ -46,7 +46,7 @@ from ._servers import LabCA
 from .scenario import LAB_CORE, LAB_HOSTS, Scenario
 
 PROBE_TIMEOUT = 3.0  # seconds per operation: inside the lab a round trip takes microseconds
-BATCH = 12  # simulated runs sent to each probe at once, when no policy changes between them
+BATCH = 24  # simulated runs sent to each probe at once, when no policy changes between them
 START_LIMIT = 60.0  # seconds for a daemon to say it is ready
 BATCH_LIMIT = 900.0  # seconds for one batch of runs; a hung lab stops on its own
 
@@ -239,9 +239,14 @@ def _walk(
                 if answer != "ok":
                     raise LabError(f"the censor of {isp.network.name} refused its rules: {answer}")
                 applied[isp.index] = rules
-        message = {"runs": [t.isoformat() for t in batch]}
-        for agent, _ in agents:
-            _send(agent, message)
+        runs = [t.isoformat() for t in batch]
+        hosts = iter(agents)
+        for isp in plan.isps:
+            throttled = [t for p in scenario.policies if p.network == isp.network.name
+                         and p.technique == "throttle" and p.window.active(batch[0])
+                         for t in p.targets]  # fmt: skip
+            for _ in isp.probes:
+                _send(next(hosts)[0], {"runs": runs, "in_turn": throttled})
         for agent, log in agents:
             _reply(agent, "a probe", BATCH_LIMIT, log)
         done += len(batch)
