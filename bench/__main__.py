@@ -1,12 +1,12 @@
-"""`python -m bench NAME [args]`: run one benchmark (`ingest`, `probe`)."""
+"""`python -m bench NAME [args]`: run one benchmark (`ingest`, `lab`, `probe`)."""
 
 from __future__ import annotations
 
 import sys
 
-from . import ingest, probe
+from . import ingest, lab, probe
 
-BENCHMARKS = {"ingest": ingest.main, "probe": probe.main}
+BENCHMARKS = {"ingest": ingest.main, "lab": lab.main, "probe": probe.main}
 
 
 def main() -> None:
