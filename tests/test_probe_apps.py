@@ -246,7 +246,33 @@ def test_pinned_endpoints_are_told_by_their_key(tmp_path: Path) -> None:
     impostor = asyncio.run(go(other))
     assert verdict(impostor) == ("blocked", "tls.mitm")
     assert impostor["test_keys"]["tls_handshakes"][0]["x_pin_mismatch"] is True
-    assert impostor["test_keys"]["telegram_tcp_blocking"] is True
+    # OONI's meaning: the connection worked (not TCP-blocked), nothing good came back
+    assert impostor["test_keys"]["telegram_tcp_blocking"] is False
+    assert impostor["test_keys"]["telegram_http_blocking"] is True
+
+
+def test_an_http_endpoint_must_answer_not_just_accept(tmp_path: Path) -> None:
+    """`http` with `method: POST`, as OONI's telegram test reaches the data centres: a server
+    that answers is reached; one that accepts the connection and resets the request is
+    blocked at the HTTP stage (a connect-only test would have said ok)."""
+
+    async def go(mode: str) -> dict[str, Any]:
+        async with web_server(mode) as server:
+            endpoint = {"ip": LOOPBACK, "port": server, "protocol": "http", "method": "POST"}
+            apps = {"telegram": {"messaging": ("any", [endpoint])}}
+            catalogue = load_catalogue(write_catalogue(tmp_path / "apps.yaml", apps))
+            return await measure_app("telegram", ProbeContext(net=NetConfig(timeout=1.5)),
+                                     catalogue)  # fmt: skip
+
+    answered = asyncio.run(go("page"))
+    assert answered["test_keys"]["requests"][0]["request"]["method"] == "POST"
+    (verdict,) = verdicts_of(parse_measurement(dumps(answered)))
+    assert (verdict.verdict, verdict.technique) == ("ok", None)
+    reset = asyncio.run(go("reset"))
+    (verdict,) = verdicts_of(parse_measurement(dumps(reset)))
+    assert (verdict.verdict, verdict.technique) == ("blocked", "http.reset")
+    keys = reset["test_keys"]
+    assert keys["telegram_tcp_blocking"] is False and keys["telegram_http_blocking"] is True
 
 
 def test_answers_outside_the_apps_networks_are_not_the_app(tmp_path: Path) -> None:

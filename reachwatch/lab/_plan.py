@@ -83,27 +83,27 @@ class Plan:
             "ca_dir": ca_dir,
         }
 
-    def censor_rules(self, isp: Isp, policies: list[Policy]) -> dict[str, Any]:
-        """What the censor of `isp` must do while `policies` are active, in the terms its
+    def censor_rules(self, policies: list[Policy]) -> dict[str, Any]:
+        """What a censor must do while `policies` are active, in the terms its
         daemon applies: names for DNS and SNI and Host, addresses and ports for packets."""
         rules: dict[str, Any] = {
             "dns.nxdomain": [], "dns.bogon": [], "dns.wrong": [], "dns.inject": [],
             "ip.blackhole": [], "tcp.refuse": [], "tcp.reset": [], "tls.sni-reset": [],
             "tls.sni-silence": [], "http.blockpage": [], "udp.drop": [], "throttle": [],
         }  # fmt: skip
+        dpi: dict[str, set[int]] = {"tls": set(), "http": set()}
         for policy in policies:
             for target in policy.targets:
                 for endpoint in self.endpoints[target]:
                     item = _rule_item(policy.technique, endpoint)
-                    if item is not None and item not in rules[policy.technique]:
+                    if item is None:
+                        continue
+                    if item not in rules[policy.technique]:
                         rules[policy.technique].append(item)
-        return {"rules": rules, "tls_ports": sorted({
-            e.port for target in self.scenario.targets for e in self.endpoints[target]
-            if e.protocol in TLS_PROTOCOLS
-        }), "http_ports": sorted({
-            e.port for target in self.scenario.targets for e in self.endpoints[target]
-            if e.protocol == "http"
-        })}  # fmt: skip
+                    if policy.technique.startswith(("tls.sni", "http.")):
+                        dpi[policy.technique.split(".")[0]].add(endpoint.port)
+        # the DPI box sees every connection to the ports of what it looks for, to any address
+        return {"rules": rules, "tls_ports": sorted(dpi["tls"]), "http_ports": sorted(dpi["http"])}
 
 
 def _rule_item(technique: str, endpoint: Endpoint) -> Any:
@@ -115,8 +115,8 @@ def _rule_item(technique: str, endpoint: Endpoint) -> Any:
         if stage == "tls" and endpoint.protocol not in TLS_PROTOCOLS:
             return None
         return endpoint.host
-    if technique == "http.blockpage":
-        return endpoint.host if endpoint.protocol == "http" else None
+    if technique == "http.blockpage":  # by Host: a site's name, or an app's plaintext endpoint
+        return endpoint.host if endpoint.protocol == "http" and endpoint.host else None
     if technique in ("ip.blackhole", "throttle"):
         return endpoint.address
     if technique in ("tcp.refuse", "tcp.reset"):

@@ -232,7 +232,7 @@ def _walk(
         for isp, (censor, log) in zip(plan.isps, censors, strict=True):
             active = [p for p in scenario.policies
                       if p.network == isp.network.name and p.window.active(batch[0])]  # fmt: skip
-            rules = plan.censor_rules(isp, active)
+            rules = plan.censor_rules(active)
             if rules != applied[isp.index]:
                 _send(censor, rules)
                 answer = _reply(censor, f"the censor of {isp.network.name}", 30, log)

@@ -171,6 +171,14 @@ async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> 
         if conn is not None:
             await conn.close()
         return failure
+    if endpoint.protocol == "http":  # plaintext: reached when an HTTP response comes back
+        try:
+            url = _url("http", endpoint, ip, 80)
+            _, failure = await http_request(trace, conn, url, method=endpoint.method,
+                                            timeout=net.timeout)  # fmt: skip
+        finally:
+            await conn.close()
+        return failure
     try:
         # pinned endpoints are told by their key, not by a CA and a name (an address has none)
         context = tls_context(verify=not endpoint.pins, cafile=net.ca_file)
@@ -180,12 +188,17 @@ async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> 
         if failure is None and endpoint.pins:
             failure = _check_pins(trace.tls_handshakes[-1], endpoint.pins)
         if failure is None and endpoint.protocol == "https":
-            port = "" if endpoint.port == 443 else f":{endpoint.port}"
-            url = f"https://{endpoint.host or ip}{port}{endpoint.path}"
-            _, failure = await http_request(trace, conn, url, timeout=net.timeout)
+            url = _url("https", endpoint, ip, 443)
+            _, failure = await http_request(trace, conn, url, method=endpoint.method,
+                                            timeout=net.timeout)  # fmt: skip
     finally:
         await conn.close()
     return failure
+
+
+def _url(scheme: str, endpoint: Endpoint, ip: str, default_port: int) -> str:
+    port = "" if endpoint.port == default_port else f":{endpoint.port}"
+    return f"{scheme}://{endpoint.host or ip}{port}{endpoint.path}"
 
 
 def _annotate(trace: Trace, ipdb: IPDatabase) -> None:
@@ -261,8 +274,12 @@ def _ooni_keys(key: str, features: dict[str, Any], trace: Trace) -> dict[str, An
         }
     if key == "telegram":
         messaging, web = status("messaging"), status("web")
-        return {
-            "telegram_tcp_blocking": messaging[0] == "blocked",
+        tried = {t for e in features.get("messaging", {}).get("endpoints", [])
+                 for t in e["transactions"]}  # fmt: skip
+        connected = any(c["transaction_id"] in tried and not c["status"]["failure"]
+                        for c in trace.tcp_connect)  # fmt: skip
+        return {  # OONI: TCP-blocked if no connect to a data centre worked, HTTP if none answered
+            "telegram_tcp_blocking": bool(tried) and not connected,
             "telegram_http_blocking": messaging[0] == "blocked",
             "telegram_web_status": web[0],
             "telegram_web_failure": web[1],

@@ -19,11 +19,12 @@ import yaml
 from .._errors import InputError
 
 FEATURES = ("messaging", "calls", "web", "registration", "media")
-PROTOCOLS = ("tcp", "tls", "https", "udp-stun", "turn", "quic")
+PROTOCOLS = ("tcp", "http", "tls", "https", "udp-stun", "turn", "quic")
+METHODS = ("GET", "POST", "HEAD")
 RULES = ("any", "each")
 _APP_KEYS = {"name", "networks", "features"}
 _FEATURE_KEYS = {"rule", "endpoints"}
-_ENDPOINT_KEYS = {"host", "ip", "port", "protocol", "path", "pins", "source", "note"}
+_ENDPOINT_KEYS = {"host", "ip", "port", "protocol", "path", "method", "pins", "source", "note"}
 
 
 class CatalogueError(InputError):
@@ -40,6 +41,7 @@ class Endpoint:
     host: str | None = None
     ip: str | None = None
     path: str = "/"
+    method: str = "GET"  # http and https endpoints: OONI's telegram test POSTs to the DCs
     pins: tuple[str, ...] = ()
 
     @property
@@ -196,6 +198,9 @@ class _Parser:
                 raise self.fail(items["ip"], f"{where}: {ip!r} is not an IP address") from None
         if not fields.get("source"):
             raise self.fail(node, f"{where}: every endpoint names its `source`")
+        method = fields.get("method", "GET")
+        if method not in METHODS:
+            raise self.fail(items["method"], f"{where}: method {method!r} is not one of {METHODS}")
         pins = fields.get("pins") or []
         if not isinstance(pins, list) or not all(str(p).startswith("sha256/") for p in pins):
             raise self.fail(items.get("pins", node), f"{where}: pins are 'sha256/BASE64' strings")
@@ -206,5 +211,6 @@ class _Parser:
             host=str(host) if host is not None else None,
             ip=str(ip) if ip is not None else None,
             path=str(fields.get("path") or "/"),
+            method=str(method),
             pins=tuple(str(p) for p in pins),
         )

@@ -256,6 +256,7 @@ def _version(text: str | None) -> tuple[int, ...]:
 _STAGE_ORDER = {"dns": 0, "tcp": 1, "tls": 2, "http": 3, "udp": 3}
 _GOAL = {
     "tcp": "tcp",
+    "http": "http",
     "tls": "tls",
     "https": "http",
     "udp-stun": "udp",
