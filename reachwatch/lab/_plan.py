@@ -20,6 +20,7 @@ PROXY_ADDRESS, PROXY_PORT = str(LAB_CORE[10]), 1080  # outside every censor
 HELPER_ADDRESS = str(LAB_CORE[80])  # the web_connectivity test helper
 BOGON = "10.10.34.35"  # what dns.bogon answers (the address real censors used in Iran)
 SITES_ASN, SITES_ORG = 64500, "Lab Hosting"  # a documentation AS number (RFC 5398)
+PRIVATE_ASN = 4200000000
 _SITES_BLOCK = 200  # sites live in 198.19.200.0/24
 UDP_PROTOCOLS = ("udp-stun", "turn", "quic")
 TLS_PROTOCOLS = ("tls", "https")
@@ -196,7 +197,9 @@ def make_plan(scenario: Scenario, catalogue: Catalogue) -> Plan:
             features[name] = {"rule": feature.rule, "endpoints": listed}
         lab_apps[key] = {"name": app.name, "networks": list(app.networks), "features": features}
         start, end = addresses.range()
-        asn = app.networks[0] if app.networks else 0
+        # an app the catalogue names no network for still has its servers in one: a private
+        # AS number (RFC 6996), so its lab addresses are not read as unannounced bogons
+        asn = app.networks[0] if app.networks else PRIVATE_ASN + block
         plan.ipdb.append((start, end, asn, app.name, "US"))
     plan.catalogue = {"version": 1, "apps": lab_apps}
 

@@ -115,11 +115,11 @@ def _expected(cell: Cell) -> str:
 
 
 def matrix_markdown(result: Score, command: str) -> str:
-    """The accuracy table: a row per network (one technique each in the accuracy scenario),
-    a column per target and path; every miss listed under it with its expectation's note."""
+    """The accuracy table: a row per target, a column per network (one technique each in the
+    accuracy scenario), for each path; every miss listed under it with its expectation's note."""
     scenario = result.scenario
     paths: list[str | None] = [None, "proxy"] if scenario.proxy else [None]
-    columns = [(t, via) for via in paths for t in scenario.targets]
+    total = result.rows + result.unchecked
     lines = [
         "# Lab accuracy",
         "",
@@ -128,38 +128,37 @@ def matrix_markdown(result: Score, command: str) -> str:
         "censor technique applied to every target it can touch; the probe measured every "
         "target from every network, directly and through the lab's proxy outside the censor; "
         "the pipeline's verdicts (not the probe's) are held against the expectations written "
-        "in the scenario. A cell reads `ok`, or `blocked technique`; a mark of ✗ is a miss.",
+        "in the scenario. A cell shows the technique of a `blocked` verdict, or the verdict "
+        "(`ok`, `down`); ✗ marks a miss, with what was expected.",
         "",
-        f"**{result.correct}/{result.rows + result.unchecked} verdicts as expected "
-        f"({100 * result.correct / max(result.rows + result.unchecked, 1):.1f}%)**, over "
-        f"{len(scenario.networks)} networks x {len(scenario.targets)} targets x "
-        f"{len(paths)} paths.",
+        f"**{result.correct}/{total} verdicts as expected "
+        f"({100 * result.correct / max(total, 1):.1f}%)**, over {len(scenario.targets)} "
+        f"targets x {len(scenario.networks)} networks x {len(paths)} paths, "
+        f"{len(scenario.times())} runs each.",
         "",
     ]
     for via in paths:
         heading = "through the proxy outside the censor" if via else "direct"
         lines += [f"## {heading.capitalize()}", ""]
-        shown = [t for t, v in columns if v == via]
-        lines.append("| network (technique) | " + " | ".join(f"`{t}`" for t in shown) + " |")
-        lines.append("|---|" + "---|" * len(shown))
-        for network in scenario.networks:
-            cells = [result.cells[(network.name, t, via)] for t in shown]
-            lines.append(f"| {network.name} | " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| target | " + " | ".join(n.name for n in scenario.networks) + " |")
+        lines.append("|---|" + "---|" * len(scenario.networks))
+        for target in scenario.targets:
+            cells = [result.cells[(n.name, target, via)] for n in scenario.networks]
+            lines.append(f"| `{target}` | " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
-    missed = result.missed()
     lines += ["## Misses", ""]
-    if not missed and not result.uncovered():
+    if not result.missed() and not result.uncovered():
         lines.append("None: every verdict was the expected one.")
     for cell in result.uncovered():
         got = ", ".join(f"{_label(o)} x{n}" for o, n in sorted(cell.unchecked.items(), key=str))
         lines.append(f"- {cell.network}, `{cell.target}`{' via proxy' if cell.via else ''}: "
                      f"no expectation covers {got or 'it, and nothing was measured'}.")  # fmt: skip
-    for cell in missed:
+    for cell in result.missed():
         notes = "; ".join(e.note for e in cell.expected if e.note) or "(not explained)"
         got = ", ".join(f"{_label(o)} x{n}" for o, n in sorted(cell.misses.items(), key=str))
         lines.append(
             f"- {cell.network}, `{cell.target}`{' via proxy' if cell.via else ''}: expected "
-            f"{_expected(cell)}, got {got or 'no measurement'}. {notes}"
+            f"{_expected(cell)}, got {got}. {notes}"
         )
     return "\n".join(lines) + "\n"
 
@@ -167,7 +166,7 @@ def matrix_markdown(result: Score, command: str) -> str:
 def _cell(cell: Cell) -> str:
     if not cell.seen:
         return "✗ not measured"
+    shown = " / ".join(technique or verdict for verdict, technique in sorted(cell.seen, key=str))
     if cell.unchecked:
-        return "✗ " + " / ".join(_label(o) for o in sorted(cell.seen, key=str)) + " (unchecked)"
-    shown = " / ".join(_label(o) for o in sorted(cell.seen, key=str))
+        return f"✗ {shown} (unchecked)"
     return f"✗ {shown} (expected {_expected(cell)})" if cell.misses else shown
