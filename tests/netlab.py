@@ -14,7 +14,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
-import orjson
 from aioquic.asyncio.server import serve as quic_serve
 from aioquic.quic.configuration import QuicConfiguration
 
@@ -27,6 +26,7 @@ from reachwatch.lab._servers import (
     read_head,
     serving,
 )
+from reachwatch.lab._servers import collector_server as lab_collector
 from reachwatch.lab._servers import socks5_server as lab_socks5
 from reachwatch.probe import NetConfig
 from reachwatch.probe.helper import serve
@@ -286,42 +286,8 @@ class Lab:
 
 @asynccontextmanager
 async def collector_server(received: list[dict[str, Any]]) -> AsyncIterator[str]:
-    """A collector speaking OONI's submission flow (open a report, submit, close); what it is
-    sent lands in `received`. Yields its URL."""
-    reports = 0
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal reports
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-            first, *lines = head.decode().split("\r\n")
-            path = first.split(" ")[1]
-            length = next(
-                (int(v) for k, _, v in (h.partition(":") for h in lines)
-                 if k.lower() == "content-length"), 0,
-            )  # fmt: skip
-            body = orjson.loads(await reader.readexactly(length)) if length else {}
-            if path == "/report":
-                reports += 1
-                reply: dict[str, Any] = {"report_id": f"r{reports}", "supported_formats": ["json"]}
-            elif path.endswith("/close"):
-                reply = {}
-            else:
-                received.append(body["content"])
-                reply = {"measurement_uid": f"u{len(received)}"}
-            data = orjson.dumps(reply)
-            writer.write(
-                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
-                + data
-            )
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        finally:
-            writer.close()
-
-    async with serving(handle, LOOPBACK) as port:
+    """The lab's collector on loopback; what it is sent lands in `received`. Yields its URL."""
+    async with lab_collector(LOOPBACK, 0, received.append) as port:
         yield f"http://{LOOPBACK}:{port}/"
 
 

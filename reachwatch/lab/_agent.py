@@ -4,8 +4,8 @@ run inside the probe host's namespace, one run per simulated time it is told.
 Run as `python -m reachwatch.lab._agent CONFIG.json`. Each stdin line is
 `{"runs": [times], "in_turn": [urls]}`: the agent measures every target at each of those
 simulated times (directly, and through the outside proxy when the scenario asks), fetching the
-`in_turn` sites one run at a time, appends the measurements to its output file and answers
-with the counts. It exits when stdin closes."""
+`in_turn` sites one run at a time, appends the measurements to its output file, submits them to
+the lab's collector, and answers with the counts. It exits when stdin closes."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ..probe import NetConfig
 from ..probe._geo import IPDatabase
 from ..probe._proxy import parse_proxy
 from ..probe.catalogue import load_catalogue
+from ..probe.collector import Collector, Submitted
 from ..probe.runner import Skipped, measure_all
 from ..probe.web_connectivity import ProbeContext
 
@@ -47,16 +48,18 @@ async def _main(path: str) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     with open(config["output"], "ab") as out:
 
-        async def one(at: datetime) -> tuple[int, int]:
-            counts = [0, 0]
+        async def one(at: datetime) -> tuple[int, int, Submitted]:
+            measured: list[dict[str, Any]] = []
+            failures = 0
 
             def keep(measurement: dict[str, Any]) -> None:
-                out.write(orjson.dumps(measurement) + b"\n")
-                counts[0] += 1
+                out.write(orjson.dumps(measurement) + b"\n")  # kept first, as the probe does
+                measured.append(measurement)
 
             def failed(item: Skipped) -> None:
+                nonlocal failures
                 print(f"not measured {item.input}: {item.reason}", file=sys.stderr)
-                counts[1] += 1
+                failures += 1
 
             async with gate:
                 offset = (at - datetime.now(UTC)).total_seconds()
@@ -76,7 +79,8 @@ async def _main(path: str) -> None:
                                 on_failure=failed, run_id=run_id),
                     *(site(url) for url in config["urls"]),
                 )  # fmt: skip
-            return counts[0], counts[1]
+            submitted = await Collector(config["collector"], net).submit_all(measured)
+            return len(measured), failures, submitted
 
         while line := await reader.readline():
             message = orjson.loads(line)
@@ -84,9 +88,13 @@ async def _main(path: str) -> None:
             in_turn = set(message.get("in_turn", ()))
             results = await asyncio.gather(*(one(at) for at in runs))
             out.flush()
-            measured = sum(r[0] for r in results)
-            print(orjson.dumps({"measured": measured, "failed": sum(r[1] for r in results)})
-                  .decode(), flush=True)  # fmt: skip
+            reply = {
+                "measured": sum(r[0] for r in results),
+                "failed": sum(r[1] for r in results),
+                "acknowledged": sum(r[2].acknowledged for r in results),
+                "refused": [f for r in results for f in r[2].failures][:3],
+            }
+            print(orjson.dumps(reply).decode(), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The lab's "rest of the Internet", one process in its own namespace: the authoritative DNS
 (also the public resolver), every site and app server of the plan (TLS from the lab's CA),
-STUN and TURN responders, QUIC servers, the web_connectivity test helper, and the SOCKS5 proxy
-outside every censor.
+STUN and TURN responders, QUIC servers, the web_connectivity test helper, the collector the
+probes submit to, and the SOCKS5 proxy outside every censor.
 
 Run as `python -m reachwatch.lab._internet CONFIG.json`; it prints `ready` once everything
 listens and exits when its stdin closes (the lab's end of the pipe), so it never outlives the
@@ -10,6 +10,7 @@ run that started it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -25,6 +26,7 @@ from ._servers import (
     LabCA,
     StunResponder,
     Zone,
+    collector_server,
     dns_answer,
     http_reply,
     read_head,
@@ -95,9 +97,19 @@ async def serve(config: dict[str, Any], stop: asyncio.Future[None]) -> None:
             lambda: _DNS(zone), local_addr=(config["dns"], 53)
         )
         stack.callback(transport.close)
-        address, port = config["proxy"]
+        collected = stack.enter_context(open(config["collected"], "ab"))  # noqa: SIM115
+
+        def keep(measurement: dict[str, Any]) -> None:
+            # durable before the collector acknowledges it, as a collector must
+            collected.write(orjson.dumps(measurement) + b"\n")
+            collected.flush()
+            os.fsync(collected.fileno())
+
+        address, port = config["collector"]
+        await stack.enter_async_context(collector_server(address, port, keep))
         # the proxy's own resolver sees the lab's zone, as a resolver outside the censor would
         names = {name: addresses[0] for name, addresses in config["zone"].items()}
+        address, port = config["proxy"]
         await stack.enter_async_context(socks5_server(address, port, names=names))
         for service in config["services"]:
             kind, host, where = service["kind"], service["name"], service["address"]

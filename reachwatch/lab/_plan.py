@@ -18,6 +18,7 @@ from .scenario import LAB_CORE, LAB_HOSTS, LAB_LINKS, Network, Policy, Scenario
 DNS_ADDRESS = str(LAB_CORE[53])  # the lab's DNS: authoritative, and the "public" resolver
 PROXY_ADDRESS, PROXY_PORT = str(LAB_CORE[10]), 1080  # outside every censor
 HELPER_ADDRESS = str(LAB_CORE[80])  # the web_connectivity test helper
+COLLECTOR_ADDRESS = str(LAB_CORE[25])  # where the probes submit, on port 80
 BOGON = "10.10.34.35"  # what dns.bogon answers (the address real censors used in Iran)
 SITES_ASN, SITES_ORG = 64500, "Lab Hosting"  # a documentation AS number (RFC 5398)
 PRIVATE_ASN = 4200000000
@@ -74,14 +75,17 @@ class Plan:
     catalogue: dict[str, Any] = field(default_factory=dict)  # the lab's catalogue, as YAML data
     ipdb: list[tuple[int, int, int, str, str]] = field(default_factory=list)  # start,end,asn,org,cc
 
-    def internet_config(self, ca_dir: str) -> dict[str, Any]:
+    def internet_config(self, work: str) -> dict[str, Any]:
+        """What the lab's Internet serves; the CA and the collected measurements in `work`."""
         return {
             "zone": self.zone,
             "services": [asdict(s) for s in self.services],
             "dns": DNS_ADDRESS,
             "proxy": [PROXY_ADDRESS, PROXY_PORT],
             "helper": HELPER_ADDRESS,
-            "ca_dir": ca_dir,
+            "collector": [COLLECTOR_ADDRESS, 80],
+            "collected": f"{work}/collected.jsonl",
+            "ca_dir": work,
         }
 
     def censor_rules(self, policies: list[Policy]) -> dict[str, Any]:

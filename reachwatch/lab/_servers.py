@@ -1,6 +1,7 @@
 """The servers of the lab's Internet, small and real: an authoritative DNS answer, a STUN/TURN
-responder, a SOCKS5 proxy (CONNECT and UDP ASSOCIATE), a web page, and the lab's own CA. The
-lab runs them inside its namespaces; the probe's unit tests run the same code on loopback."""
+responder, a SOCKS5 proxy (CONNECT and UDP ASSOCIATE), a web page, and the lab's own CA. A
+collector too. The lab runs them inside its namespaces; the probe's unit tests run the same
+code on loopback."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import dns.message
 import dns.rcode
 import dns.rrset
+import orjson
 import trustme
 
 Zone = dict[str, "str | list[str]"]
@@ -231,3 +233,50 @@ async def socks5_server(
 
     async with serving(handle, host, port) as bound_port:
         yield bound_port
+
+
+@asynccontextmanager
+async def collector_server(
+    host: str, port: int, keep: Callable[[dict[str, Any]], None]
+) -> AsyncIterator[int]:
+    """A collector speaking OONI's submission flow (open a report, submit, close): each
+    measurement goes to `keep` before it is acknowledged (so `keep` decides what durable
+    means). It takes what it is sent: checking measurements is the real collector's job.
+    Yields its port."""
+    reports = 0
+    taken = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal reports, taken
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            first, *lines = head.decode("latin-1").split("\r\n")
+            path = first.split(" ")[1]
+            length = next(
+                (int(v) for k, _, v in (h.partition(":") for h in lines)
+                 if k.lower() == "content-length"), 0,
+            )  # fmt: skip
+            body = orjson.loads(await reader.readexactly(length)) if length else {}
+            if path == "/report":
+                reports += 1
+                reply: dict[str, Any] = {"report_id": f"r{reports}", "supported_formats": ["json"]}
+            elif path.endswith("/close"):
+                reply = {}
+            else:
+                keep(body["content"])
+                taken += 1
+                reply = {"measurement_uid": f"u{taken}"}
+            data = orjson.dumps(reply)
+            writer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+                + data
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ValueError, KeyError):
+            pass
+        finally:
+            writer.close()
+
+    async with serving(handle, host, port) as bound:
+        yield bound

@@ -32,6 +32,7 @@ import orjson
 from ..probe.catalogue import Catalogue, default_catalogue
 from ._netns import LabError, Namespaces, host_links, remove_stale, sh
 from ._plan import (
+    COLLECTOR_ADDRESS,
     DNS_ADDRESS,
     HELPER_ADDRESS,
     PROXY_ADDRESS,
@@ -186,6 +187,7 @@ def _spawn_agent(ns: Namespaces, plan: Plan, work: Path, isp: Isp, h: int, host:
         "network": isp.network.name, "timeout": PROBE_TIMEOUT,
         "proxy": f"socks5://{PROXY_ADDRESS}:{PROXY_PORT}" if scenario.proxy else None,
         "output": str(work / f"probe{isp.index}h{h}.jsonl"),
+        "collector": f"http://{COLLECTOR_ADDRESS}/",
     }))  # fmt: skip
     log = work / f"probe{isp.index}h{h}.log"
     return ns.spawn(host, sys.executable, "-m", "reachwatch.lab._agent", str(config), log=log), log
@@ -248,7 +250,12 @@ def _walk(
             for _ in isp.probes:
                 _send(next(hosts)[0], {"runs": runs, "in_turn": throttled})
         for agent, log in agents:
-            _reply(agent, "a probe", BATCH_LIMIT, log)
+            counts = orjson.loads(_reply(agent, "a probe", BATCH_LIMIT, log))
+            if counts["acknowledged"] != counts["measured"]:
+                raise LabError(
+                    f"the collector acknowledged {counts['acknowledged']} of "
+                    f"{counts['measured']} measurements: {counts['refused']}"
+                )
         done += len(batch)
         if progress:
             progress(done, len(times))
@@ -271,12 +278,13 @@ def _batches(scenario: Scenario, times: list[Any]) -> Iterator[list[Any]]:
 
 
 def _collect(work: Path, into: Path) -> Path:
-    """Every probe's measurements, in the order of the simulated clock, into one JSONL file."""
+    """What the collector received, in the order of the simulated clock, as one JSONL file (each
+    probe's own copy stays in `work`)."""
     rows = []
-    for path in sorted(work.glob("probe*.jsonl")):
-        for line in path.read_bytes().splitlines():
-            if line.strip():
-                rows.append((orjson.loads(line)["measurement_start_time"], line))
+    collected = work / "collected.jsonl"
+    for line in collected.read_bytes().splitlines() if collected.exists() else ():
+        if line.strip():
+            rows.append((orjson.loads(line)["measurement_start_time"], line))
     rows.sort(key=lambda row: row[0])
     into.write_bytes(b"".join(line + b"\n" for _, line in rows))
     return into
