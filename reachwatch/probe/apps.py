@@ -167,38 +167,28 @@ async def _stream(trace: Trace, ip: str, endpoint: Endpoint, net: NetConfig) -> 
     conn, failure = await tcp_connect(
         trace, ip, endpoint.port, timeout=net.timeout, source=net.source, via=net.via
     )
-    if conn is None or endpoint.protocol == "tcp":
-        if conn is not None:
-            await conn.close()
-        return failure
-    if endpoint.protocol == "http":  # plaintext: reached when an HTTP response comes back
-        try:
-            url = _url("http", endpoint, ip, 80)
-            _, failure = await http_request(trace, conn, url, method=endpoint.method,
-                                            timeout=net.timeout)  # fmt: skip
-        finally:
-            await conn.close()
+    if conn is None:
         return failure
     try:
-        # pinned endpoints are told by their key, not by a CA and a name (an address has none)
-        context = tls_context(verify=not endpoint.pins, cafile=net.ca_file)
-        failure = await tls_handshake(
-            trace, conn, endpoint.host or ip, context=context, timeout=net.timeout
-        )
-        if failure is None and endpoint.pins:
-            failure = _check_pins(trace.tls_handshakes[-1], endpoint.pins)
-        if failure is None and endpoint.protocol == "https":
-            url = _url("https", endpoint, ip, 443)
+        if endpoint.protocol in ("tls", "https"):
+            # pinned endpoints are told by their key, not by a CA and a name (an address has none)
+            context = tls_context(verify=not endpoint.pins, cafile=net.ca_file)
+            failure = await tls_handshake(
+                trace, conn, endpoint.host or ip, context=context, timeout=net.timeout
+            )
+            if failure is None and endpoint.pins:
+                failure = _check_pins(trace.tls_handshakes[-1], endpoint.pins)
+        if failure is None and endpoint.protocol in ("http", "https"):
+            # reached when an HTTP response comes back, whatever its status
+            secure = endpoint.protocol == "https"
+            default = 443 if secure else 80
+            port = "" if endpoint.port == default else f":{endpoint.port}"
+            url = f"{endpoint.protocol}://{endpoint.host or ip}{port}{endpoint.path}"
             _, failure = await http_request(trace, conn, url, method=endpoint.method,
                                             timeout=net.timeout)  # fmt: skip
     finally:
         await conn.close()
     return failure
-
-
-def _url(scheme: str, endpoint: Endpoint, ip: str, default_port: int) -> str:
-    port = "" if endpoint.port == default_port else f":{endpoint.port}"
-    return f"{scheme}://{endpoint.host or ip}{port}{endpoint.path}"
 
 
 def _annotate(trace: Trace, ipdb: IPDatabase) -> None:
