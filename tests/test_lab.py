@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,8 +60,10 @@ def _leftovers(pid: int) -> list[str]:
     found = [n for n in sh("ip", "netns", "list").split() if n.startswith(tag)]
     found += [p.name for p in _netns.NETNS_ETC.glob(f"{tag}*")] if _netns.NETNS_ETC.exists() else []
     found += [f"nft {line}" for line in sh("nft", "list", "tables").splitlines() if "rwlab" in line]
-    daemons = subprocess.run(["pgrep", "-f", "reachwatch.lab._"], capture_output=True, text=True)
-    found += [f"process {p}" for p in daemons.stdout.split()]
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if b"reachwatch.lab._" in cmdline.read_bytes():
+                found.append(f"process {cmdline.parent.name}")
     return found
 
 

@@ -372,7 +372,8 @@ targets: [signal/messaging]
 # mistakes in one key: the message names the file, the key (and its line) and the reason
 
 TOP_KEYS = (
-    "name, country, start, days, runs_per_day, proxy, networks, sites, targets, policies, expect"
+    "name, country, start, days, runs_per_day, runs_per_hour, proxy, networks, sites, targets, "
+    "policies, expect"
 )
 CASES = [
     # the top level
@@ -687,4 +688,16 @@ def test_two_networks_with_one_as_number_are_refused(tmp_path: Path) -> None:
     with pytest.raises(
         ScenarioError, match=r"s\.yaml: networks\[1\]\.asn .*another network has AS29049"
     ):
+        load_scenario(path)
+
+
+def test_runs_per_hour_is_a_schedule_too(tmp_path: Path) -> None:
+    path = tmp_path / "hourly.yaml"
+    head = "name: x\ncountry: AZ\nstart: 2017-05-01\ndays: 1\n"
+    rest = "networks:\n  - {name: A, asn: 29049}\ntargets: [whatsapp/calls]\n"
+    path.write_text(head + "runs_per_hour: 4\n" + rest)
+    times = load_scenario(path).times()
+    assert len(times) == 96 and times[1] - times[0] == timedelta(minutes=15)
+    path.write_text(head + "runs_per_hour: 4\nruns_per_day: 2\n" + rest)
+    with pytest.raises(ScenarioError, match=r"hourly\.yaml: runs_per_hour .*not both"):
         load_scenario(path)

@@ -127,7 +127,7 @@ def _build(ns: Namespaces, plan: Plan, work: Path) -> tuple[str, dict[int, str],
         sh("ip", "-n", router, "addr", "add", f"{isp.uplink}/30", "dev", "wan")
         sh("ip", "-n", inet, "route", "add", str(isp.network.subnet), "via", isp.uplink)
         sh("ip", "-n", router, "route", "add", "default", "via", isp.peer)
-        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=router)
+        sh("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward", ns=router)  # it routes
         ns.bridge(router, "lan")
         prefix = isp.network.subnet.prefixlen
         sh("ip", "-n", router, "addr", "add", f"{isp.gateway}/{prefix}", "dev", "lan")

@@ -54,6 +54,7 @@ _SITE_STATES = ("up", "down")
 _VERDICTS = ("ok", "blocked", "down", "error")
 _MAX_DAYS = 366
 _MAX_RUNS_PER_DAY = 24
+_MAX_RUNS_PER_HOUR = 12
 _MAX_HOSTS = 4
 _MAX_ASN = 4294967294  # 0 and 4294967295 are reserved (RFC 7607, RFC 7300)
 _MAX_NETWORKS = 63  # each takes a /30 of LAB_LINKS
@@ -68,6 +69,7 @@ _TOP_KEYS = (
     "start",
     "days",
     "runs_per_day",
+    "runs_per_hour",
     "proxy",
     "networks",
     "sites",
@@ -363,11 +365,16 @@ class _Parser:
             start + timedelta(days=days)  # so that times() cannot overflow
         except OverflowError:
             raise self.fail("days", top["days"], "the schedule runs past the year 9999") from None
-        runs_per_day = (
-            self.integer(top["runs_per_day"], "runs_per_day", 1, _MAX_RUNS_PER_DAY)
-            if "runs_per_day" in top
-            else 1
-        )
+        if "runs_per_day" in top and "runs_per_hour" in top:
+            raise self.fail("runs_per_hour", top["runs_per_hour"],
+                            "give runs_per_day or runs_per_hour, not both")  # fmt: skip
+        if "runs_per_hour" in top:
+            hourly = self.integer(top["runs_per_hour"], "runs_per_hour", 1, _MAX_RUNS_PER_HOUR)
+            runs_per_day = 24 * hourly
+        elif "runs_per_day" in top:
+            runs_per_day = self.integer(top["runs_per_day"], "runs_per_day", 1, _MAX_RUNS_PER_DAY)
+        else:
+            runs_per_day = 1
         proxy = self.flag(top["proxy"], "proxy") if "proxy" in top else False
         networks = self.networks(top["networks"])
         sites = self.sites(top["sites"], "sites") if "sites" in top else ()
