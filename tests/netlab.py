@@ -115,6 +115,11 @@ async def _handle(
             return
         if mode == "hang":
             await asyncio.sleep(3600)
+        if mode == "stall":  # the head and a little of the body, then nothing: a throttler
+            head, _, body = http_reply("200 OK", PAGE).partition(b"\r\n\r\n")
+            writer.write(head + b"\r\n\r\n" + body[:100])
+            await writer.drain()
+            await asyncio.sleep(3600)
         if mode.startswith("redirect:"):
             target = mode.split(":", 1)[1]
             writer.write(http_reply("302 Found", b"", f"Location: {target}\r\n"))

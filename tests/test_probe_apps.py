@@ -302,6 +302,33 @@ def test_answers_outside_the_apps_networks_are_not_the_app(tmp_path: Path) -> No
     assert verdict.verdict == "ok"
 
 
+def test_a_bogon_no_network_announces_is_dns_bogon(tmp_path: Path) -> None:
+    """An answer in private or reserved space that the IP database places in no network is
+    a lie (a censor's bogon), however the connection to it went; the same address inside a
+    network the database knows (a lab's) is judged as any other."""
+
+    def database(rows: str) -> IPDatabase:
+        root = tmp_path / f"ipdb{len(rows)}"
+        for family in ("asn", "geo-whois-asn-country"):
+            (root / family).mkdir(parents=True)
+            (root / family / f"{family}-ipv4-num.csv").write_text(rows)
+            (root / family / f"{family}-ipv6-num.csv").write_text("")
+        return IPDatabase(root)
+
+    async def go(ipdb: IPDatabase) -> dict[str, Any]:
+        async with web_server() as site, dns_server({"app.test": [LOOPBACK]}) as resolver:
+            endpoint = {"host": "app.test", "port": site, "protocol": "tcp"}
+            path = write_catalogue(tmp_path / "apps.yaml", {"viber": {"web": ("each", [endpoint])}})
+            net = NetConfig(resolver=resolver, timeout=1.5)
+            return await measure_app("viber", ProbeContext(net=net), load_catalogue(path),
+                                     ipdb=ipdb)  # fmt: skip
+
+    for rows, expected in (("", ("blocked", "dns.bogon")),
+                           ("2130706432,2147483647,64500,Lab Net\n", ("ok", None))):  # fmt: skip
+        (verdict,) = verdicts_of(parse_measurement(dumps(asyncio.run(go(database(rows))))))
+        assert (verdict.verdict, verdict.technique) == expected
+
+
 def test_turn_relays_count_as_reached_when_they_ask_for_credentials(tmp_path: Path) -> None:
     """A TURN Allocate without credentials: the relay's 401 shows it is reachable; silence is
     udp.timeout. Two relays under `each`: one silent one is enough to block the feature."""

@@ -103,6 +103,9 @@ CASES = [
         ("http-failure", False),
     ),
     ({"mode": "hang"}, ("blocked", "http.timeout"), ("http-failure", False)),
+    # the page starts, then stalls: throttled, over TLS too (the handshake went through)
+    ({"mode": "stall"}, ("blocked", "throttled"), ("http-failure", False)),
+    ({"mode": "stall", "scheme": "https"}, ("blocked", "throttled"), ("http-failure", False)),
     ({"mode": "blockpage"}, ("blocked", "http.blockpage"), ("http-diff", False)),
     ({"probe_zone": {"example.test": "NXDOMAIN"}}, ("blocked", "dns.nxdomain"), ("dns", False)),
     ({"probe_zone": {"example.test": "SILENT"}}, ("blocked", "dns.timeout"), ("dns", False)),
