@@ -106,8 +106,7 @@ class Event:
 
     @property
     def technique(self) -> str | None:
-        counts = Counter(p.technique for p in self.parts if p.technique)
-        return _commonest(counts)
+        return _commonest(Counter(p.technique for p in self.parts if p.technique))
 
     @property
     def confidence(self) -> float:
@@ -133,20 +132,20 @@ def detect(series: Sequence[Observation]) -> list[tuple[int, int]]:
     score = [math.log(1 - SWITCH) + emit(0, series[0]), move + emit(1, series[0])]
     back: list[tuple[int, int]] = []
     for obs in series[1:]:
-        came = []
-        new = []
+        came: list[int] = []
+        new: list[float] = []
         for state in (0, 1):
             from_same = score[state] + stay
             from_other = score[1 - state] + move
             best = state if from_same >= from_other else 1 - state
             came.append(best)
             new.append(max(from_same, from_other) + emit(state, obs))
-        back.append((came[0], came[1]))
+        back.append((came[0], came[1]))  # where each state came from
         score = new
     state = 0 if score[0] >= score[1] else 1
     path = [state]
-    for came in reversed(back):
-        state = came[state]
+    for origins in reversed(back):
+        state = origins[state]
         path.append(state)
     path.reverse()
     stretches: list[tuple[int, int]] = []
@@ -213,8 +212,8 @@ def group(events: Iterable[NetworkEvent]) -> list[Event]:
     return grouped
 
 
-def _commonest(counts: Counter[str | None]) -> str | None:
+def _commonest(counts: Counter[str]) -> str | None:
     if not counts:
         return None
     top = max(counts.values())
-    return min(str(k) for k, n in counts.items() if n == top)
+    return min(k for k, n in counts.items() if n == top)
