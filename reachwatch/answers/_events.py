@@ -30,7 +30,7 @@ FULL_CONFIDENCE_AT = 5
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One direct verdict of a series."""
+    """One direct verdict of a series; `at` is its measurement_start_time, timezone-aware UTC."""
 
     at: datetime
     verdict: str  # ok | blocked (down and error are left out of series)
@@ -117,19 +117,21 @@ class Event:
         return tuple(sorted({uid for p in self.parts for uid in p.measurements}))
 
 
-def detect(series: Sequence[Observation]) -> list[tuple[int, int]]:
+def detect(
+    series: Sequence[Observation], noise: float = NOISE, switch: float = SWITCH
+) -> list[tuple[int, int]]:
     """The blocked stretches of `series` (sorted by time), as (first, last) indexes: the most
-    likely sequence of states under the model above."""
+    likely sequence of states under the model above (the harness varies `noise`, `switch`)."""
     if not series:
         return []
-    right, wrong = math.log(1 - NOISE), math.log(NOISE)
-    stay, move = math.log(1 - SWITCH), math.log(SWITCH)
+    right, wrong = math.log(1 - noise), math.log(noise)
+    stay, move = math.log(1 - switch), math.log(switch)
 
     def emit(state: int, obs: Observation) -> float:
         return right if (obs.verdict == "blocked") == bool(state) else wrong
 
     # the series starts in either state as likely as a change would be
-    score = [math.log(1 - SWITCH) + emit(0, series[0]), move + emit(1, series[0])]
+    score = [stay + emit(0, series[0]), move + emit(1, series[0])]
     back: list[tuple[int, int]] = []
     for obs in series[1:]:
         came: list[int] = []

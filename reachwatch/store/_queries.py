@@ -141,3 +141,44 @@ def status(store: Store, *, cc: str | None = None, target: str | None = None) ->
 
 def _ooni_time(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRow:
+    """One direct `ok` or `blocked` verdict, as the answers' series are made of."""
+
+    probe_cc: str
+    probe_asn: int
+    network_name: str | None
+    target: str
+    at: datetime  # naive UTC, as stored
+    verdict: str
+    technique: str | None
+    measurement_uid: str
+
+
+def direct_series(
+    store: Store, *, cc: str | None = None, targets: list[str] | None = None
+) -> list[SeriesRow]:
+    """The direct verdicts that say something about censorship (`ok`, `blocked`), ordered by
+    country, network, target, time and uid: the same rows in the same order however and
+    whenever they arrived."""
+    where, params = _filters(probe_cc=cc.upper() if cc else None)
+    if targets is not None:
+        where += " AND v.target IN (SELECT unnest(?))"
+        params.append(targets)
+    sql = f"""
+        SELECT v.probe_cc, v.probe_asn, m.probe_network_name, v.target,
+               v.measurement_start_time, v.verdict, v.technique, v.measurement_uid
+        FROM verdicts v JOIN measurements m USING (measurement_uid)
+        WHERE {where} AND v.via IS NULL AND v.verdict IN ('ok', 'blocked')
+        ORDER BY v.probe_cc, v.probe_asn, v.target, v.measurement_start_time, v.measurement_uid
+    """
+    return [SeriesRow(*row) for row in store.execute(sql, params).fetchall()]
+
+
+def targets_measured(store: Store, cc: str | None = None) -> list[str]:
+    """Every target with a verdict (in the country), sorted."""
+    where, params = _filters(probe_cc=cc.upper() if cc else None)
+    sql = f"SELECT DISTINCT target FROM verdicts v WHERE {where} ORDER BY target"
+    return [row[0] for row in store.execute(sql, params).fetchall()]
