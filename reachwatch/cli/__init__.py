@@ -389,8 +389,11 @@ def helper_command(
         raise ReachwatchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-from ._lab import demo, lab_app  # noqa: E402 - the lab's commands, registered on the app
+from ._answers import answer, events  # noqa: E402 - the commands of other modules
+from ._lab import demo, lab_app  # noqa: E402
 
+app.command()(events)
+app.command()(answer)
 app.add_typer(lab_app, name="lab")
 app.command()(demo)
 

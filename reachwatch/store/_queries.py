@@ -182,3 +182,34 @@ def targets_measured(store: Store, cc: str | None = None) -> list[str]:
     where, params = _filters(probe_cc=cc.upper() if cc else None)
     sql = f"SELECT DISTINCT target FROM verdicts v WHERE {where} ORDER BY target"
     return [row[0] for row in store.execute(sql, params).fetchall()]
+
+
+def tunnel_outcomes(
+    store: Store,
+    *,
+    cc: str,
+    targets: list[str],
+    since: datetime,
+    until: datetime,
+    asns: list[int] | None = None,
+) -> dict[str, dict[str, int]]:
+    """Per target, how measurements through a tunnel (proxy, VPN) between `since` and `until`
+    (on the networks `asns`, or all) compared with their direct twins: restored, not-restored,
+    not-needed, unsupported."""
+    sql = f"""
+        SELECT v.target, {_CIRCUMVENTION} AS outcome, count(*)
+        FROM verdicts v LEFT JOIN (
+            SELECT run_id, target, any_value(verdict) AS verdict FROM verdicts
+            WHERE via IS NULL AND run_id IS NOT NULL GROUP BY run_id, target
+        ) d ON d.run_id = v.run_id AND d.target = v.target
+        WHERE v.probe_cc = ? AND v.target IN (SELECT unnest(?)) AND v.via IS NOT NULL
+          AND v.measurement_start_time >= ? AND v.measurement_start_time <= ?
+          AND (? OR v.probe_asn IN (SELECT unnest(?)))
+        GROUP BY ALL
+    """
+    found: dict[str, dict[str, int]] = {}
+    params = [cc.upper(), targets, since, until, asns is None, asns or []]
+    for target, outcome, count in store.execute(sql, params).fetchall():
+        if outcome:
+            found.setdefault(target, {})[outcome] = count
+    return found
