@@ -1,12 +1,17 @@
-"""`python -m bench NAME [args]`: run one benchmark (`ingest`, `lab`, `probe`)."""
+"""`python -m bench NAME [args]`: run one benchmark (`ingest`, `lab`, `probe`, `events`)."""
 
 from __future__ import annotations
 
 import sys
 
-from . import ingest, lab, probe
+from . import events, ingest, lab, probe
 
-BENCHMARKS = {"ingest": ingest.main, "lab": lab.main, "probe": probe.main}
+BENCHMARKS = {
+    "ingest": ingest.main,
+    "lab": lab.main,
+    "probe": probe.main,
+    "events": events.main,
+}
 
 
 def main() -> None:

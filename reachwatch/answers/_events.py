@@ -5,13 +5,16 @@ A series is the direct verdicts of one (country, network, target), ordered by ti
 arrival order, late uploads included, changes nothing). `down` and `error` say nothing about
 censorship and are left out. The series is decoded as a two-state hidden Markov model (open,
 blocked) with the Viterbi algorithm: each verdict is taken as right with probability
-1 - NOISE, and the state changes between two measurements with probability SWITCH. A lone
-`blocked` among `ok`s costs less as noise than as two changes of state, so a few flaky
-measurements make no event, while a run of them does; gaps and uneven sampling need no
-special case. The constants are tuned with `bench/events.py` (see bench/README.md)."""
+1 - NOISE, and the state changes between two measurements `dt` apart with probability
+1 - exp(-dt / TAU): the longer nothing was measured, the likelier a change. A lone `blocked`
+among `ok`s costs less as noise than as two changes of state, so a few flaky measurements make
+no event, while a run of them does, however densely the network is measured; an event also
+needs MIN_BLOCKED blocked verdicts. The constants come from `bench/events.py` (bench/README.md:
+recall, false alarms and the error of start and end against OONI's CUSUM)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -20,8 +23,10 @@ from datetime import datetime, timedelta
 
 NOISE = 0.1
 """Chance that one verdict disagrees with the state of the network (a flaky measurement)."""
-SWITCH = 0.02
-"""Chance that the state changes between two consecutive measurements."""
+TAU = timedelta(days=30)
+"""Time scale of a change of state: between measurements dt apart, 1 - exp(-dt / TAU)."""
+MIN_BLOCKED = 3
+"""Blocked verdicts an event needs: two at the end of a sparse series are not yet a block."""
 COINCIDE = timedelta(hours=48)
 """Network events of one target whose starts lie this close are one country-level event."""
 FULL_CONFIDENCE_AT = 5
@@ -118,22 +123,27 @@ class Event:
 
 
 def detect(
-    series: Sequence[Observation], noise: float = NOISE, switch: float = SWITCH
+    series: Sequence[Observation], noise: float = NOISE, tau: timedelta = TAU
 ) -> list[tuple[int, int]]:
     """The blocked stretches of `series` (sorted by time), as (first, last) indexes: the most
-    likely sequence of states under the model above (the harness varies `noise`, `switch`)."""
+    likely sequence of states under the model above (the harness varies `noise` and `tau`)."""
     if not series:
         return []
     right, wrong = math.log(1 - noise), math.log(noise)
-    stay, move = math.log(1 - switch), math.log(switch)
+
+    def change(dt: timedelta) -> float:
+        return min(0.5, max(1e-4, 1 - math.exp(-dt / tau)))
 
     def emit(state: int, obs: Observation) -> float:
         return right if (obs.verdict == "blocked") == bool(state) else wrong
 
-    # the series starts in either state as likely as a change would be
-    score = [stay + emit(0, series[0]), move + emit(1, series[0])]
+    # a series starts blocked as likely as a change within a day would be
+    opening = change(timedelta(days=1))
+    score = [math.log(1 - opening) + emit(0, series[0]), math.log(opening) + emit(1, series[0])]
     back: list[tuple[int, int]] = []
-    for obs in series[1:]:
+    for previous, obs in itertools.pairwise(series):
+        p = change(obs.at - previous.at)
+        stay, move = math.log(1 - p), math.log(p)
         came: list[int] = []
         new: list[float] = []
         for state in (0, 1):
@@ -161,7 +171,11 @@ def detect(
     if first is not None:
         stretches.append((first, len(path) - 1))
     trimmed = [_trim(series, a, b) for a, b in stretches]
-    return [(a, b) for a, b in trimmed if a >= 0]
+    return [(a, b) for a, b in trimmed if a >= 0 and _blocked(series, a, b) >= MIN_BLOCKED]
+
+
+def _blocked(series: Sequence[Observation], first: int, last: int) -> int:
+    return sum(1 for o in series[first : last + 1] if o.verdict == "blocked")
 
 
 def _trim(series: Sequence[Observation], first: int, last: int) -> tuple[int, int]:
