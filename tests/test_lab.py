@@ -187,6 +187,19 @@ def test_the_demo_shows_azerbaijan_2017(tmp_path: Path) -> None:
     done = reachwatch("demo", "--db", str(db), "--out", str(tmp_path / "lab"))
     assert done.returncode == 0, done.stderr
     assert "expectations: 868/868 verdicts as the scenario expects (100.0%)" in done.stdout
+    assert "events in AZ" in done.stdout
+    events = reachwatch("events", "--db", str(db), "--cc", "AZ", "--format", "jsonl")
+    found = {(e["target"], e["start"], e["end"], tuple(e["networks"]))
+             for e in map(orjson.loads, events.stdout.splitlines())}  # fmt: skip
+    assert found == {
+        ("https://www.azadliq.org/", "2017-04-17T00:00:00Z", None,
+         ("AS29049 Delta Telecom", "AS31721 Azercell")),
+        ("telegram/web", "2017-05-01T00:00:00Z", None, ("AS31721 Azercell",)),
+        ("skype/calls", "2017-05-08T00:00:00Z", "2017-05-22T00:00:00Z",
+         ("AS29049 Delta Telecom",)),
+        ("whatsapp/calls", "2017-05-08T00:00:00Z", "2017-05-22T00:00:00Z",
+         ("AS29049 Delta Telecom",)),
+    }  # fmt: skip
     rows = reachwatch("verdicts", "--db", str(db), "--cc", "AZ", "--target", "whatsapp/calls",
                       "--format", "jsonl")  # fmt: skip
     calls = [orjson.loads(line) for line in rows.stdout.splitlines()]

@@ -14,6 +14,7 @@ from rich.table import Table
 from ..pipeline import ingest as run_ingest
 from ..store import DB_ENV, DEFAULT_DB, Store, verdict_rows
 from ..store import status as status_query
+from ._answers import events
 from ._common import StatusFormat, console, errors, print_status
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def demo(
 ) -> None:
     """Azerbaijan, spring 2017, re-enacted in the lab: two networks over six simulated weeks,
     WhatsApp and Skype calls blocked on one, Telegram's web client on the other, a proxy that
-    restores both. Runs it (needs root), ingests it, and prints the status."""
+    restores both. Runs it (needs root), ingests it, and prints the status and the events."""
     from ..lab.scenario import load_scenario
 
     scenario = load_scenario(SCENARIOS / "az-2017.yaml")
@@ -153,8 +154,10 @@ def demo(
         rows = [r for r in status_query(store, cc=scenario.country) if "/" in r.target
                 or r.target in scenario.targets]  # fmt: skip
     print_status(rows, StatusFormat.table, scenario.country)
+    events(db=db, cc=scenario.country)
     _print_score(scored)
     table = Table(title="next", show_header=False)
+    table.add_row(f"reachwatch answer skype --cc AZ --at 2017-05-15 --db {db}")
+    table.add_row(f"reachwatch answer telegram --cc AZ --at 2017-05-28 --db {db}")
     table.add_row(f"reachwatch verdicts --db {db} --cc AZ --target whatsapp/calls")
-    table.add_row(f"reachwatch status --db {db} --cc AZ --target telegram/web")
     console.print(table)
