@@ -113,3 +113,19 @@ def test_no_data_says_so_and_how_to_measure_and_bad_input_is_refused(db: Path) -
     assert bad_date.returncode == 2 and "not a date" in bad_date.stderr
     bad_cc = reachwatch("answer", "skype", "--cc", "Azerbaijan", "--db", str(db))
     assert bad_cc.returncode == 2 and "two letters" in bad_cc.stderr
+
+
+def test_the_card_shows_what_sources_claim_and_what_the_evidence_says(db: Path) -> None:
+    article = Path(__file__).parent.parent / "reachwatch" / "answers" / "data"
+    added = reachwatch("claims", "add", str(article / "article-skype-az.yaml"), "--db", str(db))
+    assert added.returncode == 0, added.stderr
+    done = reachwatch("answer", "skype", "--cc", "AZ", "--db", str(db), "--at", "2017-05-15",
+                      "--format", "json")  # fmt: skip
+    claims = {c["id"]: c for c in orjson.loads(done.stdout)["claims"]}
+    assert claims["article-unable-to-log-in"]["check"]["outcome"] == "contradicted"
+    assert (
+        "calls were blocked but web worked" in claims["article-unable-to-log-in"]["check"]["reason"]
+    )
+    assert claims["article-october-2024"]["check"]["outcome"] == "unverified"
+    md = reachwatch("answer", "skype", "--cc", "AZ", "--db", str(db), "--at", "2017-05-15")
+    assert "## What sources claim, and what the evidence says" in md.stdout

@@ -20,6 +20,7 @@ from ..store import Store
 from ..store._queries import direct_series, targets_measured, tunnel_outcomes
 from ._events import Event, NetworkEvent, Observation, group, network_events
 from ._evidence import network_series
+from .claims import claim_record, review_claims
 
 FRESH_DAYS = 7
 """Evidence older than this (before the moment asked about) no longer says what is true now."""
@@ -61,7 +62,7 @@ class Card:
     measured: int  # direct ok/blocked measurements up to `at`
     networks: tuple[str, ...]
     unmeasured: tuple[str, ...]  # the app's catalogue features nobody measured here
-    claims: tuple[Any, ...] = ()  # the claims module's checks, when claims are loaded
+    claims: tuple[dict[str, Any], ...] = ()  # what sources say, each checked (claim_record)
 
     @property
     def status(self) -> str:
@@ -135,9 +136,12 @@ def answer(store: Store, subject: str, cc: str, at: datetime | None = None) -> C
             newest=max((s.newest for s in per_network if s.newest), default=None),
             tunnels=tunnels,
         ))  # fmt: skip
+    review = review_claims(store, cc=cc, now=at)
+    claims = tuple(claim_record(c, review) for c in review.about(subject))
     return Card(
         subject=subject, cc=cc, at=at, features=tuple(features), episodes=tuple(events),
         measured=measured, networks=tuple(sorted(networks)), unmeasured=tuple(unmeasured),
+        claims=claims,
     )  # fmt: skip
 
 
@@ -203,6 +207,6 @@ def card_record(card: Card) -> dict[str, Any]:
         "measured": card.measured,
         "networks": list(card.networks),
         "unmeasured": list(card.unmeasured),
-        "claims": [c if isinstance(c, dict) else asdict(c) for c in card.claims],
+        "claims": list(card.claims),
         "thresholds": {"fresh_days": FRESH_DAYS, "min_recent": MIN_RECENT},
     }

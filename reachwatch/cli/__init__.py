@@ -397,6 +397,10 @@ app.command()(answer)
 app.add_typer(lab_app, name="lab")
 app.command()(demo)
 
+from ._claims import claims_app  # noqa: E402 - what sources claim, checked
+
+app.add_typer(claims_app, name="claims")
+
 
 def main() -> None:
     """Entry point: errors reachwatch raises on purpose become one clear line and exit code 2."""

@@ -108,6 +108,11 @@ def _moment(text: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _row(*cells: str) -> str:
+    """A markdown table row; what a source wrote cannot break the table."""
+    return "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+
+
 def card_markdown(card: Card) -> str:
     """The card for people: the seed article's table, done right."""
     from ..answers.card import FRESH_DAYS, MIN_RECENT
@@ -158,8 +163,18 @@ def card_markdown(card: Card) -> str:
     if not card.episodes:
         lines.append("None in the measurements.")
     if card.claims:
-        lines += ["", "## What sources claim", ""]
-        lines += [f"- {claim}" for claim in card.claims]
+        lines += ["", "## What sources claim, and what the evidence says", "",
+                  "| source | says | evidence | other sources |", "|---|---|---|---|"]  # fmt: skip
+        for claim in card.claims:
+            check = claim["check"]
+            quote = f' "{claim["quote"]}"' if claim.get("quote") else ""
+            conflicts = "; ".join(c["reason"] for c in claim["conflicts"])
+            others = claim["corroboration"] + (f" Conflicts: {conflicts}" if conflicts else "")
+            lines.append(
+                _row(f"{claim['publisher'] or claim['id']} ({claim['id']})",
+                     f"{claim['says']}{quote}", f"**{check['outcome']}**: {check['reason']}",
+                     others)
+            )  # fmt: skip
     lines += [
         "",
         f"A network's status is `unknown` when it has fewer than {MIN_RECENT} measurements in "

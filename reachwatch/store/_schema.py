@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 MEASUREMENT_COLUMNS: dict[str, str] = {
     # unique by construction (the ingest checks before it writes), without an index: an index
@@ -87,13 +87,51 @@ INGEST_COLUMNS: dict[str, str] = {
     "quarantined": "BIGINT",
 }
 
+CLAIM_COLUMNS: dict[str, str] = {
+    # what a source says (reachwatch.answers.claims.Claim.record()); docs/claims.md
+    "id": "VARCHAR PRIMARY KEY",
+    "country": "VARCHAR NOT NULL",
+    "asserted_status": "VARCHAR NOT NULL",
+    "app": "VARCHAR",
+    "site": "VARCHAR",
+    "source": "VARCHAR",
+    "publisher": "VARCHAR",
+    "kind": "VARCHAR",
+    "url": "VARCHAR",
+    "published": "DATE",
+    "published_precision": "VARCHAR",  # day | month | year
+    "features": "VARCHAR[]",
+    "period_start": "DATE",  # the date as written; its precision widens it
+    "period_start_precision": "VARCHAR",
+    "period_end": "DATE",
+    "period_end_precision": "VARCHAR",
+    "networks": "VARCHAR[]",
+    "technique": "VARCHAR",
+    "reason": "VARCHAR",
+    "blocker": "VARCHAR",
+    "event": "VARCHAR",
+    "event_phase": "VARCHAR",
+    "circumvention": "VARCHAR[]",
+    "quote": "VARCHAR",
+    "note": "VARCHAR",
+    "source_file": "VARCHAR NOT NULL",  # the claims file it was added from
+    "digest": "VARCHAR NOT NULL",  # of the claim's content: the same claim again changes nothing
+    "added_at": "TIMESTAMP NOT NULL",  # when this version was stored
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "measurements": MEASUREMENT_COLUMNS,
     "observations": OBSERVATION_COLUMNS,
     "verdicts": VERDICT_COLUMNS,
     "quarantine": QUARANTINE_COLUMNS,
     "ingests": INGEST_COLUMNS,
+    "claims": CLAIM_COLUMNS,
 }
+
+
+def create_table(name: str) -> str:
+    body = ", ".join(f"{col} {kind}" for col, kind in TABLES[name].items())
+    return f"CREATE TABLE IF NOT EXISTS {name} ({body})"
 
 
 MIGRATIONS: dict[str, list[str]] = {
@@ -102,13 +140,12 @@ MIGRATIONS: dict[str, list[str]] = {
         "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS via VARCHAR",
         "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS run_id VARCHAR",
     ],
+    # 2 -> 3: what sources claim
+    "2": [create_table("claims")],
 }
 """Per schema version, the statements that bring a store to the next one."""
 
 
 def create_statements() -> list[str]:
     statements = ["CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)"]
-    for name, columns in TABLES.items():
-        body = ", ".join(f"{col} {kind}" for col, kind in columns.items())
-        statements.append(f"CREATE TABLE IF NOT EXISTS {name} ({body})")
-    return statements
+    return statements + [create_table(name) for name in TABLES]
