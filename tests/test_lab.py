@@ -208,3 +208,15 @@ def test_the_demo_shows_azerbaijan_2017(tmp_path: Path) -> None:
     assert blocked[0] == "2017-05-08" and blocked[-1] == "2017-05-21"
     assert {r["probe_asn"] for r in calls if r["verdict"] == "blocked"} == {"AS29049"}
     assert {r["circumvention"] for r in calls if r["via"] and r["verdict"] == "ok"} >= {"restored"}
+    # the seed article's claims and the record's, against the lab's history
+    data = Path(__file__).parent.parent / "reachwatch" / "answers" / "data"
+    for name in ("article-skype-az.yaml", "azerbaijan-record.yaml"):
+        assert reachwatch("claims", "add", str(data / name), "--db", str(db)).returncode == 0
+    checked = reachwatch("claims", "check", "--db", str(db), "--cc", "AZ", "--format", "jsonl")
+    rows = [orjson.loads(line) for line in checked.stdout.splitlines()]
+    outcome = {r["id"]: r["check"]["outcome"] for r in rows if r["type"] == "claim"}
+    assert outcome["jamnews-2017-calls-skype"] == "supported"  # calls, May 2017
+    assert outcome["jamnews-2017-calls"] == "supported"  # WhatsApp calls too
+    assert outcome["article-unable-to-log-in"] == "contradicted"  # the web client worked
+    assert outcome["ministry-2017-denial"] == "contradicted"
+    assert outcome["article-table-may-2024"] == "unverified"  # nothing measured in 2024
