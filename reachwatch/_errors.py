@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ReachwatchError(Exception):
     """Base of every error reachwatch raises on purpose."""
@@ -21,3 +23,13 @@ class InputError(ReachwatchError):
 
 class StoreError(ReachwatchError):
     """The store cannot be opened or written (locked, full disk, not a reachwatch database)."""
+
+
+def read_text(path: Path, error: type[InputError]) -> str:
+    """A UTF-8 file a user named, or `error` saying why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text") from None

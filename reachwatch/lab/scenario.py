@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .._errors import InputError
+from .._errors import InputError, read_text
 from ..probe.catalogue import Catalogue, default_catalogue
 
 TECHNIQUES: tuple[str, ...] = (
@@ -184,12 +184,7 @@ class Scenario:
 
 def load_scenario(path: Path, catalogue: Catalogue | None = None) -> Scenario:
     """The scenario at `path`, its apps checked against `catalogue` (default: the shipped one)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not UTF-8 text") from None
+    text = read_text(path, ScenarioError)
     return _Parser(path, text, catalogue or default_catalogue()).scenario()
 
 

@@ -294,15 +294,7 @@ class _Evidence:
                 f"{_describe(event)}, although the claim says {self.claim.asserted_status}",
                 event.measurements,
             )
-        ok = self.verdicts(start, until, ok_only=True)
-        if len(ok) < MIN_OK:
-            return self.too_few(start, until)
-        return self.result(
-            "supported",
-            f"{len(ok)} measurements of {', '.join(self.targets)} in {self.claim.country} "
-            f"{_period(start, until)} were ok and no block was detected",
-            (o.uid for o in ok),
-        )
+        return self.borne_out_by_ok(start, until, "no block was detected")
 
     def lifted(self, now: datetime) -> Check:
         """lifted: an event still going after the lift contradicts it; `ok` soon after bears it
@@ -320,12 +312,16 @@ class _Evidence:
                     event.measurements,
                 )
         start, until = lift.first, min(lift.after + FOLLOWING, max(now, lift.after))
+        return self.borne_out_by_ok(start, until, f"no block went on past {lift}")
+
+    def borne_out_by_ok(self, start: datetime | None, until: datetime, what: str) -> Check:
+        """`supported` by enough `ok` measurements in the period, else too few to tell."""
         ok = self.verdicts(start, until, ok_only=True)
         if len(ok) < MIN_OK:
             return self.too_few(start, until)
         return self.result(
             "supported",
             f"{len(ok)} measurements of {', '.join(self.targets)} in {self.claim.country} "
-            f"{_period(start, until)} were ok and no block went on past {lift}",
+            f"{_period(start, until)} were ok and {what}",
             (o.uid for o in ok),
         )

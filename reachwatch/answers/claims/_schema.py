@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ..._errors import InputError
+from ..._errors import InputError, read_text
 from ...probe.catalogue import default_catalogue
 
 KINDS = ("news", "ngo", "measurement", "government", "isp", "aggregator", "blog")
@@ -183,12 +183,7 @@ def known_apps() -> tuple[str, ...]:
 
 def load_claims(path: Path) -> list[Claim]:
     """The claims in the file at `path`, each checked; refused whole at the first mistake."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ClaimsError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ClaimsError(f"{path}: not UTF-8 text") from None
+    text = read_text(path, ClaimsError)
     return _Parser(path, text).claims()
 
 
