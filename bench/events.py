@@ -19,8 +19,8 @@ Three kinds of input, each series given to both detectors:
   temporary store; truth is its policies' windows per network and target (a policy without a
   window blocks all along; targets no policy names are never blocked). Ours comes from
   `events_for`; the baseline gets the same direct series (`direct_series`).
-- **real** (no ground truth): OONI's rows in ../shared/data/ooni/summaries, twitter.com on MTN
-  Uganda from OONI's per-measurement analysis and 1,080 fastpath rows from 47 countries, made
+- **real** (no ground truth): OONI's rows in bench/data/ooni-summaries (copies, CC BY-NC-SA),
+  twitter.com on MTN Uganda from OONI's per-measurement analysis and 1,080 fastpath rows from 47 countries, made
   ok/blocked/error by `_uganda_verdict` and `_fastpath_verdict`; a series per (country, AS,
   input), an input-less row (an app's test) named by its test.
 
@@ -94,7 +94,7 @@ LEVEL_BLOCKED = 0.7
 THRESHOLD = 3.5
 ROOT = Path(__file__).resolve().parent.parent
 AZ = ROOT / "reachwatch" / "lab" / "scenarios" / "az-2017.yaml"
-SUMMARIES = ROOT.parent / "shared" / "data" / "ooni" / "summaries"
+SUMMARIES = Path(__file__).parent / "data" / "ooni-summaries"  # copies, with their attribution
 
 
 @dataclass(frozen=True)
