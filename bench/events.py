@@ -20,9 +20,9 @@ Three kinds of input, each series given to both detectors:
   window blocks all along; targets no policy names are never blocked). Ours comes from
   `events_for`; the baseline gets the same direct series (`direct_series`).
 - **real** (no ground truth): OONI's rows in bench/data/ooni-summaries (copies, CC BY-NC-SA),
-  twitter.com on MTN Uganda from OONI's per-measurement analysis and 1,080 fastpath rows from 47 countries, made
-  ok/blocked/error by `_uganda_verdict` and `_fastpath_verdict`; a series per (country, AS,
-  input), an input-less row (an app's test) named by its test.
+  twitter.com on MTN Uganda from OONI's per-measurement analysis and 1,080 fastpath rows from
+  47 countries, made ok/blocked/error by `_uganda_verdict` and `_fastpath_verdict`; a series
+  per (country, AS, input), an input-less row (an app's test) named by its test.
 
 Scoring. A detection is the closed interval it calls blocked: ours from its first blocked
 measurement to its last; the baseline's from its estimated start hour to the end of the last
