@@ -391,11 +391,13 @@ def helper_command(
 
 from ._answers import answer, events  # noqa: E402 - the commands of other modules
 from ._lab import demo, lab_app  # noqa: E402
+from ._serve import serve  # noqa: E402
 
 app.command()(events)
 app.command()(answer)
 app.add_typer(lab_app, name="lab")
 app.command()(demo)
+app.command()(serve)
 
 from ._claims import claims_app  # noqa: E402 - what sources claim, checked
 

@@ -213,3 +213,102 @@ def tunnel_outcomes(
         if outcome:
             found.setdefault(target, {})[outcome] = count
     return found
+
+
+@dataclass(frozen=True)
+class VerdictFilter:
+    """What a search or an aggregation keeps: OONI's measurement filters, plus ours."""
+
+    cc: str | None = None
+    asn: int | None = None
+    test: str | None = None
+    target: str | None = None
+    since: datetime | None = None  # naive UTC, inclusive
+    until: datetime | None = None  # naive UTC, exclusive
+    verdict: str | None = None
+    technique: str | None = None
+    direct_only: bool = False
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("probe_cc", self.cc.upper() if self.cc else None),
+                              ("probe_asn", self.asn), ("test_name", self.test),
+                              ("target", self.target), ("verdict", self.verdict),
+                              ("technique", self.technique)):  # fmt: skip
+            if value is not None:
+                clauses.append(f"v.{column} = ?")
+                params.append(value)
+        if self.since is not None:
+            clauses.append("v.measurement_start_time >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("v.measurement_start_time < ?")
+            params.append(self.until)
+        if self.direct_only:
+            clauses.append("v.via IS NULL")
+        return (" AND ".join(clauses) or "TRUE"), params
+
+
+def search_verdicts(
+    store: Store, wanted: VerdictFilter, *, limit: int = 100, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of verdicts, newest first (OONI's order), and how many match in all."""
+    where, params = wanted.where()
+    total = store.execute(f"SELECT count(*) FROM verdicts v WHERE {where}", params).fetchone()
+    sql = f"""
+        SELECT {", ".join("v." + f for f in VERDICT_FIELDS)}, m.probe_network_name
+        FROM verdicts v JOIN measurements m USING (measurement_uid)
+        WHERE {where}
+        ORDER BY v.measurement_start_time DESC, v.measurement_uid, v.target
+        LIMIT ? OFFSET ?"""
+    rows = []
+    for row in store.execute(sql, [*params, limit, offset]).fetchall():
+        item = dict(zip((*VERDICT_FIELDS, "probe_network_name"), row, strict=True))
+        item["probe_asn"] = f"AS{item['probe_asn']}"
+        item["measurement_start_time"] = _ooni_time(item["measurement_start_time"])
+        rows.append(item)
+    return rows, int(total[0]) if total else 0
+
+
+AXES = {
+    "measurement_start_day": "CAST(v.measurement_start_time AS DATE)",
+    "probe_cc": "v.probe_cc",
+    "probe_asn": "v.probe_asn",
+    "target": "v.target",
+    "technique": "v.technique",
+    "test_name": "v.test_name",
+}
+"""What an aggregation can be broken down by (OONI's axis names where OONI has them)."""
+
+
+def aggregate_verdicts(
+    store: Store, wanted: VerdictFilter, axis_x: str | None = None, axis_y: str | None = None
+) -> list[dict[str, Any]]:
+    """Counts of each verdict, overall or per value of one or two axes."""
+    axes = [a for a in (axis_x, axis_y) if a]
+    for axis in axes:
+        if axis not in AXES:
+            raise ValueError(f"unknown axis {axis!r} (expected one of {sorted(AXES)})")
+    where, params = wanted.where()
+    chosen = ", ".join(f"{AXES[a]} AS {a}" for a in axes)
+    sql = f"""
+        SELECT {chosen + "," if chosen else ""}
+               count(*) AS measurement_count,
+               count(*) FILTER (WHERE v.verdict = 'ok') AS ok_count,
+               count(*) FILTER (WHERE v.verdict = 'blocked') AS blocked_count,
+               count(*) FILTER (WHERE v.verdict = 'down') AS down_count,
+               count(*) FILTER (WHERE v.verdict = 'error') AS error_count
+        FROM verdicts v WHERE {where}
+        {"GROUP BY " + ", ".join(axes) + " ORDER BY " + ", ".join(axes) if axes else ""}"""
+    cursor = store.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    out = []
+    for row in cursor.fetchall():
+        item = dict(zip(names, row, strict=True))
+        if "measurement_start_day" in item:
+            item["measurement_start_day"] = str(item["measurement_start_day"])
+        if item.get("probe_asn") is not None:
+            item["probe_asn"] = f"AS{item['probe_asn']}"
+        out.append(item)
+    return out

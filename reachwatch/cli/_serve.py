@@ -1,0 +1,30 @@
+"""`reachwatch serve`: the API over the store, for people and machines to read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .. import ReachwatchError
+from ..store import DEFAULT_DB
+from ._common import DbOption, errors
+
+
+def serve(
+    db: DbOption = Path(DEFAULT_DB),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the public read API (/api/v1/..., OpenAPI at /docs) over the store."""
+    import uvicorn
+
+    from ..api import create_app
+
+    app = create_app(db)
+    errors.print(f"reachwatch on http://{host}:{port}/ (API under /api/v1/, docs at /docs)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    except OSError as exc:
+        raise ReachwatchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
