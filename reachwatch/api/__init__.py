@@ -1,4 +1,5 @@
-"""The public read API under /api/v1/ (FastAPI; OpenAPI at /openapi.json, docs at /docs).
+"""The public read API under /api/v1/ (FastAPI; OpenAPI at /openapi.json, docs at /docs),
+and the collector probes submit to (OONI's flow: /report, /report/{id}, /report/{id}/close).
 
 Every route is a thin layer over the store's query functions and the answers, the same ones
 the CLI calls: a search of verdicts with OONI's measurement filters and pagination, an
@@ -23,6 +24,7 @@ from fastapi.responses import PlainTextResponse
 from .. import ReachwatchError
 from ..store import Store
 from ..store._queries import AXES, VerdictFilter, aggregate_verdicts, search_verdicts
+from ._collector import RATE_PER_MINUTE, collector_routes
 
 API = "/api/v1"
 MAX_LIMIT = 1000
@@ -86,8 +88,9 @@ def _filter(
                          technique=technique)  # fmt: skip
 
 
-def create_app(db: Path) -> FastAPI:
-    """The API over the store at `db`."""
+def create_app(db: Path, rate: int = RATE_PER_MINUTE) -> FastAPI:
+    """The API over the store at `db`; the collector takes `rate` submissions a minute from a
+    client."""
     shared = _Shared(db)
     app = FastAPI(
         title="reachwatch",
@@ -95,6 +98,9 @@ def create_app(db: Path) -> FastAPI:
         version="1",
     )
     app.state.shared = shared
+    collector, close_intake = collector_routes(shared.use, rate)
+    app.include_router(collector)
+    app.router.add_event_handler("shutdown", close_intake)
 
     @app.exception_handler(ReachwatchError)
     async def reachwatch_error(request: Request, exc: ReachwatchError) -> PlainTextResponse:

@@ -16,14 +16,19 @@ def serve(
     db: DbOption = Path(DEFAULT_DB),
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    rate: Annotated[
+        int, typer.Option(min=1, help="Submissions a client may make to the collector a minute.")
+    ] = 600,
 ) -> None:
-    """Serve the public read API (/api/v1/..., OpenAPI at /docs) over the store."""
+    """Serve the public read API (/api/v1/..., OpenAPI at /docs) and the collector (OONI's
+    submission flow at /report) over the store."""
     import uvicorn
 
     from ..api import create_app
 
-    app = create_app(db)
-    errors.print(f"reachwatch on http://{host}:{port}/ (API under /api/v1/, docs at /docs)")
+    app = create_app(db, rate)
+    where = f"http://{host}:{port}/"
+    errors.print(f"reachwatch on {where}: API under /api/v1/, docs at /docs, collector at /report")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     except OSError as exc:

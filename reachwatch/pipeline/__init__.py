@@ -1,7 +1,15 @@
 """The pipeline: raw measurement -> observations -> verdicts, and the ingest that runs it."""
 
-from ._ingest import IngestReport, ingest
+from ._ingest import IngestReport, Intake, ingest
 from ._observations import Observation, observations_of
 from .verdicts import Verdict, verdicts_of
 
-__all__ = ["IngestReport", "Observation", "Verdict", "ingest", "observations_of", "verdicts_of"]
+__all__ = [
+    "IngestReport",
+    "Intake",
+    "Observation",
+    "Verdict",
+    "ingest",
+    "observations_of",
+    "verdicts_of",
+]

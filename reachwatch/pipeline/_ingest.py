@@ -117,6 +117,37 @@ def ingest(
     return report
 
 
+class Intake:
+    """Measurements one at a time, each in the raw archive (synced) and the store before
+    `take` returns: what a collector needs to acknowledge a submission. The archive files of
+    an intake (one per hour, country and test) are shared by all it takes."""
+
+    def __init__(self, store: Store, fingerprints: Fingerprints | None = None) -> None:
+        started = datetime.now(UTC).replace(tzinfo=None)
+        self.started = started
+        self.report = IngestReport(ingest_id=f"{started:%Y%m%dT%H%M%S}Z-collector-"
+                                   f"{uuid.uuid4().hex[:8]}")  # fmt: skip
+        self.fps = fingerprints or default_fingerprints()
+        self.job = _Job(store, ArchiveWriter(store.archive_root, self.report.ingest_id),
+                        self.report)  # fmt: skip
+
+    def take(self, record: RawRecord) -> tuple[str, bool]:
+        """The measurement's uid, and whether it is new (False: it was already stored).
+        InvalidMeasurement, with the reason, for what cannot be stored; nothing is written."""
+        analysed = _analyse(record, parse_measurement(record.data), self.fps)
+        before = self.report.stored
+        self.report.read += 1
+        self.job.flush(_Batch(analysed=[analysed]))
+        return analysed.uid, self.report.stored > before
+
+    def close(self, source: str) -> None:
+        """Record the intake's counts in the `ingests` table."""
+        if self.report.read:
+            self.job.store.write_batch(
+                {"ingests": _ingest_row(self.report, self.started, [source])}
+            )
+
+
 def _analyse(record: RawRecord, pm: ParsedMeasurement, fps: Fingerprints) -> _Analysed:
     """Observations and verdicts of one measurement, as rows in the store's column order."""
     base = pm.base
