@@ -118,7 +118,8 @@ def test_events_answer_and_claims(server: str) -> None:
 def test_openapi_and_bad_parameters(server: str) -> None:
     spec = json(f"{server}/openapi.json")
     assert {"/api/v1/measurements", "/api/v1/aggregation", "/api/v1/answer", "/api/v1/events",
-            "/api/v1/claims"} <= set(spec["paths"])  # fmt: skip
+            "/api/v1/claims", "/api/v1/webhooks", "/feeds/{cc}.atom", "/report",
+            "/report/{report_id}"} <= set(spec["paths"])  # fmt: skip
     assert get(f"{server}/docs")[0] == 200
     for query, reason in (
         ("measurements?probe_asn=Delta", "not an AS number"),

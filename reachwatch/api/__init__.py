@@ -24,9 +24,11 @@ from fastapi.responses import PlainTextResponse
 from .. import ReachwatchError
 from ..store import Store
 from ..store._queries import AXES, VerdictFilter, aggregate_verdicts, search_verdicts
+from ._alerts import Sender, alert_routes
 from ._collector import RATE_PER_MINUTE, collector_routes
 
 API = "/api/v1"
+ALERT_INTERVAL = 30.0
 MAX_LIMIT = 1000
 
 # the filters every search and aggregation takes (OONI's names)
@@ -88,9 +90,15 @@ def _filter(
                          technique=technique)  # fmt: skip
 
 
-def create_app(db: Path, rate: int = RATE_PER_MINUTE) -> FastAPI:
+def create_app(
+    db: Path,
+    rate: int = RATE_PER_MINUTE,
+    token: str | None = None,
+    alert_interval: float = ALERT_INTERVAL,
+) -> FastAPI:
     """The API over the store at `db`; the collector takes `rate` submissions a minute from a
-    client."""
+    client; writing (claims, webhooks) needs `token` (off without one); webhooks are sent
+    every `alert_interval` seconds and soon after new measurements."""
     shared = _Shared(db)
     app = FastAPI(
         title="reachwatch",
@@ -98,8 +106,12 @@ def create_app(db: Path, rate: int = RATE_PER_MINUTE) -> FastAPI:
         version="1",
     )
     app.state.shared = shared
-    collector, close_intake = collector_routes(shared.use, rate)
+    sender = Sender(shared.use, alert_interval)
+    collector, close_intake = collector_routes(shared.use, rate, on_stored=sender.nudge)
     app.include_router(collector)
+    app.include_router(alert_routes(shared.use, token))
+    app.router.add_event_handler("startup", sender.start)
+    app.router.add_event_handler("shutdown", sender.stop)
     app.router.add_event_handler("shutdown", close_intake)
 
     @app.exception_handler(ReachwatchError)

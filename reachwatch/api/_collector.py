@@ -65,9 +65,12 @@ async def _body(request: Request) -> Any:
 
 
 def collector_routes(
-    use: Callable[[], AbstractContextManager[Store]], per_minute: int = RATE_PER_MINUTE
+    use: Callable[[], AbstractContextManager[Store]],
+    per_minute: int = RATE_PER_MINUTE,
+    on_stored: Callable[[], None] = lambda: None,
 ) -> tuple[APIRouter, Callable[[], None]]:
-    """The collector's routes over the store `use` lends, and what to call at shutdown."""
+    """The collector's routes over the store `use` lends (`on_stored` is told of each new
+    measurement), and what to call at shutdown."""
     router = APIRouter(tags=["collector"])
     reports: dict[str, dict[str, Any]] = {}
     rate = _Rate(per_minute)
@@ -125,7 +128,9 @@ def collector_routes(
         with use() as store:
             if not intake:
                 intake.append(Intake(store))
-            uid, _ = intake[0].take(record)
+            uid, new = intake[0].take(record)
+        if new:
+            on_stored()
         return uid
 
     @router.post("/report/{report_id}/close")

@@ -19,6 +19,16 @@ def serve(
     rate: Annotated[
         int, typer.Option(min=1, help="Submissions a client may make to the collector a minute.")
     ] = 600,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="REACHWATCH_TOKEN",
+            help="Token for writing (claims, webhooks); without one, writing is off.",
+        ),
+    ] = None,
+    alert_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between webhook rounds.")
+    ] = 30.0,
 ) -> None:
     """Serve the public read API (/api/v1/..., OpenAPI at /docs) and the collector (OONI's
     submission flow at /report) over the store."""
@@ -26,7 +36,7 @@ def serve(
 
     from ..api import create_app
 
-    app = create_app(db, rate)
+    app = create_app(db, rate, token, alert_interval)
     where = f"http://{host}:{port}/"
     errors.print(f"reachwatch on {where}: API under /api/v1/, docs at /docs, collector at /report")
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 MEASUREMENT_COLUMNS: dict[str, str] = {
     # unique by construction (the ingest checks before it writes), without an index: an index
@@ -119,6 +119,25 @@ CLAIM_COLUMNS: dict[str, str] = {
     "added_at": "TIMESTAMP NOT NULL",  # when this version was stored
 }
 
+WEBHOOK_COLUMNS: dict[str, str] = {
+    "id": "VARCHAR PRIMARY KEY",
+    "url": "VARCHAR NOT NULL",
+    "secret": "VARCHAR NOT NULL",  # signs every delivery (HMAC-SHA256)
+    "probe_cc": "VARCHAR",  # only events of this country (all if NULL)
+    "target": "VARCHAR",  # only events of this target (all if NULL)
+    "created_at": "TIMESTAMP NOT NULL",
+}
+
+DELIVERY_COLUMNS: dict[str, str] = {
+    "webhook_id": "VARCHAR NOT NULL",
+    "event_key": "VARCHAR NOT NULL",  # country, target and start of the event
+    "phase": "VARCHAR NOT NULL",  # started | ended
+    "status": "VARCHAR NOT NULL",  # delivered | failed | known (it predates the webhook)
+    "attempts": "INTEGER NOT NULL",
+    "last_error": "VARCHAR",
+    "happened_at": "TIMESTAMP NOT NULL",
+}
+
 TABLES: dict[str, dict[str, str]] = {
     "measurements": MEASUREMENT_COLUMNS,
     "observations": OBSERVATION_COLUMNS,
@@ -126,6 +145,8 @@ TABLES: dict[str, dict[str, str]] = {
     "quarantine": QUARANTINE_COLUMNS,
     "ingests": INGEST_COLUMNS,
     "claims": CLAIM_COLUMNS,
+    "webhooks": WEBHOOK_COLUMNS,
+    "deliveries": DELIVERY_COLUMNS,
 }
 
 
@@ -142,6 +163,8 @@ MIGRATIONS: dict[str, list[str]] = {
     ],
     # 2 -> 3: what sources claim
     "2": [create_table("claims")],
+    # 3 -> 4: alerts (webhooks and what was sent to them)
+    "3": [create_table("webhooks"), create_table("deliveries")],
 }
 """Per schema version, the statements that bring a store to the next one."""
 
