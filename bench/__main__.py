@@ -1,16 +1,17 @@
-"""`python -m bench NAME [args]`: run one benchmark (`ingest`, `lab`, `probe`, `events`)."""
+"""`python -m bench NAME [args]`: run one benchmark (ingest, lab, probe, events, serve)."""
 
 from __future__ import annotations
 
 import sys
 
-from . import events, ingest, lab, probe
+from . import events, ingest, lab, probe, serve
 
 BENCHMARKS = {
     "ingest": ingest.main,
     "lab": lab.main,
     "probe": probe.main,
     "events": events.main,
+    "serve": serve.main,
 }
 
 

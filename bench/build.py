@@ -49,6 +49,25 @@ def templates() -> list[dict]:
     return out
 
 
+def variants(count: int, days: int = 1, seed: int = 7) -> list[dict]:
+    """`count` measurements made from the samples, with start times rising over `days`."""
+    rng = random.Random(seed)
+    base = templates()
+    start = datetime(2024, 5, 1)
+    offsets = sorted(rng.randrange(days * 24 * 3600) for _ in range(count))
+    out = []
+    for i in range(count):
+        m = dict(base[i % len(base)])
+        cc, asn = NETWORKS[rng.randrange(len(NETWORKS))]
+        when = start + timedelta(seconds=offsets[i])
+        m["probe_cc"], m["probe_asn"] = cc, f"AS{asn}"
+        m["measurement_start_time"] = when.strftime("%Y-%m-%d %H:%M:%S")
+        test = str(m.get("test_name", "x")).replace("_", "")
+        m["measurement_uid"] = f"{when:%Y%m%d%H%M%S}.{i:06d}_{cc}_{test}_{rng.getrandbits(64):016x}"
+        out.append(m)
+    return out
+
+
 def build(
     out_dir: Path, count: int, days: int = 1, per_file: int = 5000, seed: int = 7
 ) -> list[Path]:
@@ -58,26 +77,12 @@ def build(
     hour x country x test partitions hold tens of measurements each, as they do for real. Start
     times rise through the files, as in a real feed (OONI's dumps and uploads come in time order).
     """
-    rng = random.Random(seed)
-    base = templates()
-    start = datetime(2024, 5, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
+    measured = variants(count, days, seed)
     files = []
-    offsets = sorted(rng.randrange(days * 24 * 3600) for _ in range(count))
     for part in range(0, count, per_file):
         path = out_dir / f"part-{part // per_file:04d}.jsonl.gz"
-        lines = []
-        for i in range(part, min(count, part + per_file)):
-            m = dict(base[i % len(base)])
-            cc, asn = NETWORKS[rng.randrange(len(NETWORKS))]
-            when = start + timedelta(seconds=offsets[i])
-            m["probe_cc"], m["probe_asn"] = cc, f"AS{asn}"
-            m["measurement_start_time"] = when.strftime("%Y-%m-%d %H:%M:%S")
-            test = str(m.get("test_name", "x")).replace("_", "")
-            m["measurement_uid"] = (
-                f"{when:%Y%m%d%H%M%S}.{i:06d}_{cc}_{test}_{rng.getrandbits(64):016x}"
-            )
-            lines.append(orjson.dumps(m))
+        lines = [orjson.dumps(m) for m in measured[part : part + per_file]]
         path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1))
         files.append(path)
     return files
