@@ -7,18 +7,20 @@ from one client in a minute (429), not JSON or not a measurement (400), an unkno
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request
-from starlette.concurrency import run_in_threadpool
 
 from .._errors import InvalidMeasurement
 from ..archive import MAX_RECORD_BYTES, RawRecord
@@ -28,6 +30,8 @@ from ..store import Store
 RATE_PER_MINUTE = 600
 """Submissions a client (an address) may make in a minute; more get 429 until it slows."""
 MAX_OPEN_REPORTS = 10_000
+MAX_GROUP = 500
+"""Submissions committed together at most (one sync and one transaction for all)."""
 
 
 class _Rate:
@@ -48,6 +52,67 @@ class _Rate:
                 return False
             times.append(now)
             return True
+
+
+class _Committer:
+    """Group commit: submissions that arrive while a commit is running are archived and stored
+    together in the next (one sync, one transaction), and each is answered once its commit is
+    done. Throughput grows with the number of probes; no submission waits for more than the
+    commit before its own."""
+
+    def __init__(
+        self, use: Callable[[], AbstractContextManager[Store]], on_stored: Callable[[], None]
+    ) -> None:
+        self.use = use
+        self.on_stored = on_stored
+        self.waiting: queue.Queue[tuple[RawRecord, Future[str]] | None] = queue.Queue()
+        self.intake: Intake | None = None
+        self.thread = threading.Thread(target=self._run, name="collector", daemon=True)
+        self.thread.start()
+
+    def submit(self, record: RawRecord) -> Future[str]:
+        done: Future[str] = Future()
+        self.waiting.put((record, done))
+        return done
+
+    def _run(self) -> None:
+        while (first := self.waiting.get()) is not None:
+            items = [first]
+            while len(items) < MAX_GROUP:
+                try:
+                    item = self.waiting.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self.waiting.put(None)  # stop after this commit
+                    break
+                items.append(item)
+            self._commit(items)
+
+    def _commit(self, items: list[tuple[RawRecord, Future[str]]]) -> None:
+        try:
+            with self.use() as store:
+                if self.intake is None:
+                    self.intake = Intake(store)
+                results = self.intake.take([record for record, _ in items])
+        except Exception as exc:
+            for _, done in items:
+                done.set_exception(exc)
+            return
+        for (_, done), result in zip(items, results, strict=True):
+            if isinstance(result, InvalidMeasurement):
+                done.set_exception(result)
+            else:
+                done.set_result(result[0])
+        if any(isinstance(r, tuple) and r[1] for r in results):
+            self.on_stored()
+
+    def stop(self) -> None:
+        self.waiting.put(None)
+        self.thread.join(60)
+        if self.intake is not None:
+            with self.use():
+                self.intake.close("collector")
 
 
 async def _body(request: Request) -> Any:
@@ -74,7 +139,7 @@ def collector_routes(
     router = APIRouter(tags=["collector"])
     reports: dict[str, dict[str, Any]] = {}
     rate = _Rate(per_minute)
-    intake: list[Intake] = []  # made on the first submission, with the store lent then
+    committer = _Committer(use, on_stored)
 
     def limit(request: Request) -> None:
         client = request.client.host if request.client else "unknown"
@@ -116,22 +181,13 @@ def collector_routes(
                                 f"is not the report's {report['test_name']!r}")  # fmt: skip
         client = request.client.host if request.client else "unknown"
         record = RawRecord("collector", f"{client}/{report_id}", orjson.dumps(content))
-        try:  # the archive's sync and the store's write, off the event loop
-            uid = await run_in_threadpool(take, record)
+        try:
+            uid = await asyncio.wrap_future(committer.submit(record))
         except InvalidMeasurement as exc:
             raise HTTPException(
                 400, f"not a measurement reachwatch can store: {exc.reason}"
             ) from None
         return {"measurement_uid": uid}
-
-    def take(record: RawRecord) -> str:
-        with use() as store:
-            if not intake:
-                intake.append(Intake(store))
-            uid, new = intake[0].take(record)
-        if new:
-            on_stored()
-        return uid
 
     @router.post("/report/{report_id}/close")
     async def close_report(report_id: str, request: Request) -> dict[str, Any]:
@@ -140,8 +196,6 @@ def collector_routes(
         return {}
 
     def shutdown() -> None:
-        if intake:
-            with use():
-                intake[0].close("collector")
+        committer.stop()
 
     return router, shutdown

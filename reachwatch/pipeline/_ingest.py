@@ -118,9 +118,9 @@ def ingest(
 
 
 class Intake:
-    """Measurements one at a time, each in the raw archive (synced) and the store before
-    `take` returns: what a collector needs to acknowledge a submission. The archive files of
-    an intake (one per hour, country and test) are shared by all it takes."""
+    """Measurements as they come, each in the raw archive (synced) and the store before `take`
+    returns: what a collector needs to acknowledge a submission. The archive files of an intake
+    (one per hour, country and test) are shared by all it takes."""
 
     def __init__(self, store: Store, fingerprints: Fingerprints | None = None) -> None:
         started = datetime.now(UTC).replace(tzinfo=None)
@@ -131,14 +131,31 @@ class Intake:
         self.job = _Job(store, ArchiveWriter(store.archive_root, self.report.ingest_id),
                         self.report)  # fmt: skip
 
-    def take(self, record: RawRecord) -> tuple[str, bool]:
-        """The measurement's uid, and whether it is new (False: it was already stored).
-        InvalidMeasurement, with the reason, for what cannot be stored; nothing is written."""
-        analysed = _analyse(record, parse_measurement(record.data), self.fps)
-        before = self.report.stored
-        self.report.read += 1
-        self.job.flush(_Batch(analysed=[analysed]))
-        return analysed.uid, self.report.stored > before
+    def take(self, records: list[RawRecord]) -> list[tuple[str, bool] | InvalidMeasurement]:
+        """Per record: its uid and whether it is new (False: it was already stored), or the
+        InvalidMeasurement saying why it cannot be stored (nothing of it is written). The
+        valid ones are archived and stored together: one sync, one transaction."""
+        out: list[tuple[str, bool] | InvalidMeasurement] = []
+        batch = _Batch()
+        for record in records:
+            try:
+                analysed = _analyse(record, parse_measurement(record.data), self.fps)
+            except InvalidMeasurement as exc:
+                out.append(exc)
+                continue
+            batch.analysed.append(analysed)
+            out.append((analysed.uid, False))
+        self.report.read += len(batch.analysed)
+        stored = self.job.flush(batch)
+        results: list[tuple[str, bool] | InvalidMeasurement] = []
+        claimed: set[str] = set()  # the same measurement twice in one batch: new only once
+        for result in out:
+            if isinstance(result, tuple):
+                uid = result[0]
+                result = (uid, uid in stored and uid not in claimed)
+                claimed.add(uid)
+            results.append(result)
+        return results
 
     def close(self, source: str) -> None:
         """Record the intake's counts in the `ingests` table."""
@@ -197,9 +214,10 @@ class _Job:
         self.writer = writer
         self.report = report
 
-    def flush(self, batch: _Batch) -> None:
+    def flush(self, batch: _Batch) -> set[str]:
+        """Archive (synced) and store the batch in one go; returns the uids it stored."""
         if not len(batch):
-            return
+            return set()
         fresh: dict[str, _Analysed] = {}
         for item in batch.analysed:
             if item.uid in fresh:
@@ -246,6 +264,7 @@ class _Job:
         self.report.stored += len(measurements)
         self.report.observations += len(observations)
         self.report.verdicts += len(verdicts)
+        return set(fresh)
 
     def _quarantine_table(self, rejected: list[tuple[RawRecord, str]]) -> pa.Table:
         now = datetime.now(UTC).replace(tzinfo=None)
