@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,3 +106,29 @@ def reachwatch(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
         timeout=120,
         env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
+
+
+@contextlib.contextmanager
+def serving(db: Path, *extra: str) -> Iterator[str]:
+    """`reachwatch serve` on a free loopback port, as a user starts it; yields its base URL
+    (no trailing slash) once it answers, and stops it afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reachwatch", "serve", "--db", str(db), "--port", str(port),
+         *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -26,6 +22,7 @@ from reachwatch.answers.alerts import add_webhook, atom_feed, deliver
 from reachwatch.store import Store
 
 from .answers_history import series, write
+from .conftest import serving
 
 T0 = datetime(2017, 4, 17)
 CALLS = (datetime(2017, 5, 8), datetime(2017, 5, 22))
@@ -120,26 +117,8 @@ def test_the_atom_feed_has_an_entry_per_start_and_end(tmp_path: Path) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = tmp_path_factory.mktemp("alerts") / "s.duckdb"
     write(db, series(29049, "skype/calls", T0, 42, 2, CALLS))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reachwatch", "serve", "--db", str(db), "--port", str(port),
-         "--token", "s3cret-token"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    try:
+    with serving(db, "--token", "s3cret-token") as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def call(method: str, url: str, body: bytes | None = None, token: str | None = None) -> Any:

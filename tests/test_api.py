@@ -4,10 +4,6 @@ the answer card and the claims, OpenAPI; bad parameters get a 422 with the reaso
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +15,7 @@ import orjson
 import pytest
 
 from .answers_history import series, write
-from .conftest import reachwatch
+from .conftest import reachwatch, serving
 
 T0 = datetime(2017, 4, 17)
 BLOCK = (datetime(2017, 5, 8), datetime(2017, 5, 22))
@@ -35,26 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = Path(__file__).parent.parent / "reachwatch" / "answers" / "data"
     added = reachwatch("claims", "add", str(data / "article-skype-az.yaml"), "--db", str(db))
     assert added.returncode == 0, added.stderr
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reachwatch", "serve", "--db", str(db), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    try:
+    with serving(db) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def get(url: str) -> tuple[int, bytes, str]:

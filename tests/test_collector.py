@@ -5,10 +5,6 @@ reason for what it will not take."""
 from __future__ import annotations
 
 import http.client
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,39 +17,16 @@ import pytest
 
 from reachwatch.store import archive_root_for
 
-from .conftest import reachwatch
+from .conftest import reachwatch, serving
 
 SAMPLES = Path(__file__).parent.parent / "samples" / "ooni" / "fastpath"
-
-
-def _serve(db: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reachwatch", "serve", "--db", str(db), "--port", str(port),
-         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    return process, base
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     db = tmp_path / "c.duckdb"
-    process, base = _serve(db)
-    try:
-        yield base, db
-    finally:
-        process.terminate()
-        process.wait(10)
+    with serving(db) as base:
+        yield f"{base}/", db
 
 
 def post(url: str, body: Any) -> tuple[int, Any]:
@@ -131,11 +104,7 @@ def _declared_too_large(url: str) -> int:
 
 
 def test_a_client_that_sends_too_fast_is_told_to_wait(tmp_path: Path) -> None:
-    process, base = _serve(tmp_path / "r.duckdb", "--rate", "3")
-    try:
+    with serving(tmp_path / "r.duckdb", "--rate", "3") as base:
         meta = {"test_name": "web_connectivity", "probe_cc": "ID"}
-        answers = [post(f"{base}report", meta)[0] for _ in range(4)]
+        answers = [post(f"{base}/report", meta)[0] for _ in range(4)]
         assert answers == [200, 200, 200, 429]
-    finally:
-        process.terminate()
-        process.wait(10)

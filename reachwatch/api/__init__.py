@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from .. import ReachwatchError
@@ -65,15 +65,16 @@ def _day(value: str | None, name: str) -> datetime | None:
 
 
 def _filter(
-    probe_cc: str | None,
-    probe_asn: str | None,
-    test_name: str | None,
-    target: str | None,
-    since: str | None,
-    until: str | None,
-    verdict: str | None,
-    technique: str | None,
+    probe_cc: Cc = None,
+    probe_asn: Asn = None,
+    test_name: Test = None,
+    target: Target = None,
+    since: Since = None,
+    until: Until = None,
+    verdict: Verdict = None,
+    technique: Technique = None,
 ) -> VerdictFilter:
+    """The filters of a search or an aggregation (a dependency: one definition for both)."""
     asn = None
     if probe_asn is not None:
         digits = probe_asn.upper().removeprefix("AS")
@@ -88,6 +89,9 @@ def _filter(
     return VerdictFilter(cc=probe_cc, asn=asn, test=test_name, target=target,
                          since=_day(since, "since"), until=until_day, verdict=verdict,
                          technique=technique)  # fmt: skip
+
+
+Filters = Annotated[VerdictFilter, Depends(_filter)]
 
 
 def create_app(
@@ -121,19 +125,11 @@ def create_app(
     @app.get(f"{API}/measurements")
     def measurements(
         request: Request,
-        probe_cc: Cc = None,
-        probe_asn: Asn = None,
-        test_name: Test = None,
-        target: Target = None,
-        since: Since = None,
-        until: Until = None,
-        verdict: Verdict = None,
-        technique: Technique = None,
+        wanted: Filters,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> dict[str, Any]:
         """Verdicts per measurement and target, newest first, with OONI's filters and paging."""
-        wanted = _filter(probe_cc, probe_asn, test_name, target, since, until, verdict, technique)
         with shared.use() as store:
             rows, total = search_verdicts(store, wanted, limit=limit, offset=offset)
         following = None
@@ -147,20 +143,12 @@ def create_app(
 
     @app.get(f"{API}/aggregation", response_model=None)
     def aggregation(
-        probe_cc: Cc = None,
-        probe_asn: Asn = None,
-        test_name: Test = None,
-        target: Target = None,
-        since: Since = None,
-        until: Until = None,
-        verdict: Verdict = None,
-        technique: Technique = None,
+        wanted: Filters,
         axis_x: Annotated[str | None, Query(description=f"One of {sorted(AXES)}")] = None,
         axis_y: Annotated[str | None, Query(description=f"One of {sorted(AXES)}")] = None,
         format: Annotated[str, Query(pattern="^(JSON|CSV)$")] = "JSON",
     ) -> dict[str, Any] | PlainTextResponse:
         """Counts of each verdict, overall or broken down by one or two axes (JSON or CSV)."""
-        wanted = _filter(probe_cc, probe_asn, test_name, target, since, until, verdict, technique)
         try:
             with shared.use() as store:
                 rows = aggregate_verdicts(store, wanted, axis_x, axis_y)
