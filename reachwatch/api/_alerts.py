@@ -4,6 +4,7 @@ background sender that fires webhooks as events start and end."""
 from __future__ import annotations
 
 import hmac
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -55,7 +56,10 @@ class Sender:
             self.wake.wait(self.interval)
             self.wake.clear()
             if not self.stopping.is_set():
-                deliver(self.use)
+                try:
+                    deliver(self.use)
+                except Exception as exc:  # the next round tries again
+                    print(f"webhooks: this round failed: {exc}", file=sys.stderr)
 
     def nudge(self) -> None:
         self.wake.set()
