@@ -20,10 +20,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 
 from .. import ReachwatchError
 from ..store import Store
 from ..store._queries import AXES, VerdictFilter, aggregate_verdicts, search_verdicts
+from ..web import STATIC, web_routes
 from ._alerts import Sender, alert_routes
 from ._collector import RATE_PER_MINUTE, collector_routes
 
@@ -114,6 +116,8 @@ def create_app(
     collector, close_intake = collector_routes(shared.use, rate, on_stored=sender.nudge)
     app.include_router(collector)
     app.include_router(alert_routes(shared.use, token))
+    app.include_router(web_routes(shared.use))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.router.add_event_handler("startup", sender.start)
     app.router.add_event_handler("shutdown", sender.stop)
     app.router.add_event_handler("shutdown", close_intake)

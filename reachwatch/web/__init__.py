@@ -1,0 +1,139 @@
+"""The web explorer: server-rendered pages over the same queries as the API and the CLI.
+
+Home asks "Is ___ blocked in ___?"; the answer page shows the card, a timeline per network
+(ok / blocked / error per day, drawn by uPlot, bundled: no network needed), the episodes, the
+claims and the evidence; a country page lists every target's status; a measurement page shows
+the raw evidence as text (bodies in measurements are hostile HTML: Jinja2 escapes everything,
+and data for the charts is embedded as JSON that cannot close its script). Every table has a
+CSV download."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import HTMLResponse, PlainTextResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from ..archive import RawLocation, read_raw
+from ..store import Store
+from ..store import status as status_query
+from ..store._queries import VerdictFilter, aggregate_verdicts
+
+STATIC = Path(__file__).parent / "static"
+_pages = Environment(loader=PackageLoader("reachwatch.web", "templates"),
+                     autoescape=select_autoescape(["html"]))  # fmt: skip
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> PlainTextResponse:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return PlainTextResponse(out.getvalue(), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{name}.csv"'})  # fmt: skip
+
+
+def _page(name: str, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_pages.get_template(name).render(**context))
+
+
+def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/", response_class=HTMLResponse)
+    def home() -> HTMLResponse:
+        from ..probe.catalogue import default_catalogue
+
+        return _page("home.html", apps=sorted(default_catalogue().apps))
+
+    @router.get("/answer", response_model=None)
+    def answer_page(
+        subject: str, cc: str, at: str | None = None, format: str = "html"
+    ) -> HTMLResponse | PlainTextResponse:
+        from ..answers.card import answer, card_record
+        from ..probe.catalogue import default_catalogue
+
+        subject, cc = subject.strip().lower(), cc.strip().upper()
+        if subject not in default_catalogue().apps and "." not in subject:
+            raise HTTPException(422, f"{subject!r} is neither an app nor a domain")
+        if len(cc) != 2 or not cc.isalpha():
+            raise HTTPException(422, f"{cc!r} is not a country code (two letters)")
+        moment = None
+        if at:
+            try:
+                moment = datetime.fromisoformat(at).replace(tzinfo=UTC)
+            except ValueError:
+                raise HTTPException(422, f"{at!r} is not a date") from None
+        with use() as store:
+            card = answer(store, subject, cc, moment)
+            timelines = {
+                f.target: aggregate_verdicts(
+                    store, VerdictFilter(cc=cc, target=f.target, direct_only=True,
+                                         until=card.at.replace(tzinfo=None)),
+                    "measurement_start_day", "probe_asn",
+                ) for f in card.features
+            }  # fmt: skip
+        record = card_record(card)
+        if format == "csv":
+            return _csv([{"target": f["target"], **{k: v for k, v in n.items()
+                          if k != "measurements"}, "measurements": " ".join(n["measurements"])}
+                         for f in record["features"] for n in f["networks"]],
+                        f"{subject}-{cc}")  # fmt: skip
+        return _page("answer.html", card=record, timelines=timelines, at=at or "")
+
+    @router.get("/country/{cc}", response_model=None)
+    def country(cc: str, format: str = "html") -> HTMLResponse | PlainTextResponse:
+        if len(cc) != 2 or not cc.isalpha():
+            raise HTTPException(422, f"{cc!r} is not a country code (two letters)")
+        with use() as store:
+            rows = [asdict(r) for r in status_query(store, cc=cc)]
+        if format == "csv":
+            return _csv(rows, f"status-{cc.upper()}")
+        return _page("country.html", cc=cc.upper(), rows=rows)
+
+    @router.get("/measurement/{uid}", response_model=None)
+    def measurement(uid: str, format: str = "html") -> HTMLResponse | PlainTextResponse:
+        with use() as store:
+            rows, total = _verdicts_of(store, uid)
+            where = store.execute(
+                "SELECT raw_path, raw_offset, raw_index FROM measurements "
+                "WHERE measurement_uid = ?", [uid]).fetchone()  # fmt: skip
+            raw = None
+            if where:
+                try:
+                    raw = read_raw(store.archive_root, RawLocation(*where))
+                except (OSError, IndexError, zlib.error):  # the page still shows the verdicts
+                    raw = None
+        if not total:
+            raise HTTPException(404, f"no measurement {uid!r}")
+        if format == "csv":
+            return _csv(rows, uid)
+        pretty = "(the raw measurement is not in the archive)"
+        if raw:
+            pretty = orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode()
+        return _page("measurement.html", uid=uid, rows=rows, raw=pretty)
+
+    return router
+
+
+def _verdicts_of(store: Store, uid: str) -> tuple[list[dict[str, Any]], int]:
+    rows = store.execute(
+        "SELECT target, verdict, technique, reason, via, test_name, probe_cc, probe_asn, "
+        "measurement_start_time FROM verdicts WHERE measurement_uid = ? ORDER BY target, via",
+        [uid],
+    ).fetchall()
+    names = ("target", "verdict", "technique", "reason", "via", "test_name", "probe_cc",
+             "probe_asn", "measurement_start_time")  # fmt: skip
+    out = [dict(zip(names, row, strict=True)) for row in rows]
+    return out, len(out)
