@@ -9,8 +9,6 @@ DuckDB asks of a shared connection."""
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from .. import ReachwatchError
 from ..store import Store
 from ..store._queries import AXES, VerdictFilter, aggregate_verdicts, search_verdicts
-from ..web import STATIC, web_routes
+from ..web import STATIC, csv_response, web_routes
 from ._alerts import Sender, alert_routes
 from ._collector import RATE_PER_MINUTE, collector_routes
 
@@ -159,12 +157,7 @@ def create_app(
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         if format == "CSV":
-            out = io.StringIO()
-            if rows:
-                writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-                writer.writeheader()
-                writer.writerows(rows)
-            return PlainTextResponse(out.getvalue(), media_type="text/csv")
+            return csv_response(rows, "aggregation")
         return {"dimension_count": len([a for a in (axis_x, axis_y) if a]), "result": rows}
 
     @app.get(f"{API}/events")

@@ -34,7 +34,8 @@ _pages = Environment(loader=PackageLoader("reachwatch.web", "templates"),
                      autoescape=select_autoescape(["html"]))  # fmt: skip
 
 
-def _csv(rows: list[dict[str, Any]], name: str) -> PlainTextResponse:
+def csv_response(rows: list[dict[str, Any]], name: str) -> PlainTextResponse:
+    """A table as a CSV download (the pages' and the API's)."""
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
@@ -86,7 +87,7 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
             }  # fmt: skip
         record = card_record(card)
         if format == "csv":
-            return _csv([{"target": f["target"], **{k: v for k, v in n.items()
+            return csv_response([{"target": f["target"], **{k: v for k, v in n.items()
                           if k != "measurements"}, "measurements": " ".join(n["measurements"])}
                          for f in record["features"] for n in f["networks"]],
                         f"{subject}-{cc}")  # fmt: skip
@@ -99,7 +100,7 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
         with use() as store:
             rows = [asdict(r) for r in status_query(store, cc=cc)]
         if format == "csv":
-            return _csv(rows, f"status-{cc.upper()}")
+            return csv_response(rows, f"status-{cc.upper()}")
         return _page("country.html", cc=cc.upper(), rows=rows)
 
     @router.get("/measurement/{uid}", response_model=None)
@@ -118,7 +119,7 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
         if not total:
             raise HTTPException(404, f"no measurement {uid!r}")
         if format == "csv":
-            return _csv(rows, uid)
+            return csv_response(rows, uid)
         pretty = "(the raw measurement is not in the archive)"
         if raw:
             pretty = orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode()
