@@ -95,7 +95,7 @@ def answer(store: Store, subject: str, cc: str, at: datetime | None = None) -> C
     cc = cc.upper()
     at = at or datetime.now(UTC)
     targets, unmeasured = subject_targets(store, subject, cc)
-    series = network_series(direct_series(store, cc=cc, targets=targets or [""]))
+    series = network_series(direct_series(store, cc=cc, targets=targets)) if targets else {}
     parts: list[NetworkEvent] = []
     statuses: dict[str, list[NetworkStatus]] = {}
     networks: set[str] = set()

@@ -231,6 +231,8 @@ def _walk(
     done = 0
     applied: list[Any] = [None] * len(plan.isps)
     for batch in _batches(scenario, times):
+        runs = [t.isoformat() for t in batch]
+        hosts = iter(agents)
         for isp, (censor, log) in zip(plan.isps, censors, strict=True):
             active = [p for p in scenario.policies
                       if p.network == isp.network.name and p.window.active(batch[0])]  # fmt: skip
@@ -241,12 +243,8 @@ def _walk(
                 if answer != "ok":
                     raise LabError(f"the censor of {isp.network.name} refused its rules: {answer}")
                 applied[isp.index] = rules
-        runs = [t.isoformat() for t in batch]
-        hosts = iter(agents)
-        for isp in plan.isps:
-            throttled = [t for p in scenario.policies if p.network == isp.network.name
-                         and p.technique == "throttle" and p.window.active(batch[0])
-                         for t in p.targets]  # fmt: skip
+            # this ISP's rules are in force: its probes may start
+            throttled = [t for p in active if p.technique == "throttle" for t in p.targets]
             for _ in isp.probes:
                 _send(next(hosts)[0], {"runs": runs, "in_turn": throttled})
         for agent, log in agents:

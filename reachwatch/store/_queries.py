@@ -32,13 +32,41 @@ _CIRCUMVENTION = """
     END"""
 
 
-def _filters(**wanted: str | None) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    for column, value in wanted.items():
-        if value is not None:
-            clauses.append(f"v.{column} = ?")
-            params.append(value)
-    return (" AND ".join(clauses) or "TRUE"), params
+@dataclass(frozen=True)
+class VerdictFilter:
+    """What a search or an aggregation keeps: OONI's measurement filters, plus ours."""
+
+    cc: str | None = None
+    asn: int | None = None
+    test: str | None = None
+    target: str | None = None
+    since: datetime | None = None  # naive UTC, inclusive
+    until: datetime | None = None  # naive UTC, exclusive
+    verdict: str | None = None
+    technique: str | None = None
+    uid: str | None = None  # one measurement's verdicts
+    direct_only: bool = False
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, value in (("probe_cc", self.cc.upper() if self.cc else None),
+                              ("probe_asn", self.asn), ("test_name", self.test),
+                              ("target", self.target), ("verdict", self.verdict),
+                              ("technique", self.technique),
+                              ("measurement_uid", self.uid)):  # fmt: skip
+            if value is not None:
+                clauses.append(f"v.{column} = ?")
+                params.append(value)
+        if self.since is not None:
+            clauses.append("v.measurement_start_time >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("v.measurement_start_time < ?")
+            params.append(self.until)
+        if self.direct_only:
+            clauses.append("v.via IS NULL")
+        return (" AND ".join(clauses) or "TRUE"), params
 
 
 def verdict_rows(
@@ -52,7 +80,7 @@ def verdict_rows(
     """Verdicts, oldest first, as plain dicts in OONI's conventions (`probe_asn` as 'AS123');
     those made through a tunnel carry `via` and `circumvention`: restored, not-restored,
     not-needed or unsupported, against the direct measurement of the same run."""
-    where, params = _filters(probe_cc=cc.upper() if cc else None, test_name=test, target=target)
+    where, params = VerdictFilter(cc=cc, test=test, target=target).where()
     sql = f"""
         SELECT {", ".join("v." + f for f in VERDICT_FIELDS)}, {_CIRCUMVENTION} AS circumvention
         FROM verdicts v LEFT JOIN (
@@ -92,7 +120,7 @@ class StatusRow:
 
 def status(store: Store, *, cc: str | None = None, target: str | None = None) -> list[StatusRow]:
     """Per target and network: the newest verdict and how many of each verdict there were."""
-    where, params = _filters(probe_cc=cc.upper() if cc else None, target=target)
+    where, params = VerdictFilter(cc=cc, target=target).where()
     sql = f"""
         WITH v AS (
             SELECT v.*, m.probe_network_name
@@ -163,7 +191,7 @@ def direct_series(
     """The direct verdicts that say something about censorship (`ok`, `blocked`), ordered by
     country, network, target, time and uid: the same rows in the same order however and
     whenever they arrived."""
-    where, params = _filters(probe_cc=cc.upper() if cc else None)
+    where, params = VerdictFilter(cc=cc).where()
     if targets is not None:
         where += " AND v.target IN (SELECT unnest(?))"
         params.append(targets)
@@ -179,7 +207,7 @@ def direct_series(
 
 def targets_measured(store: Store, cc: str | None = None) -> list[str]:
     """Every target with a verdict (in the country), sorted."""
-    where, params = _filters(probe_cc=cc.upper() if cc else None)
+    where, params = VerdictFilter(cc=cc).where()
     sql = f"SELECT DISTINCT target FROM verdicts v WHERE {where} ORDER BY target"
     return [row[0] for row in store.execute(sql, params).fetchall()]
 
@@ -213,41 +241,6 @@ def tunnel_outcomes(
         if outcome:
             found.setdefault(target, {})[outcome] = count
     return found
-
-
-@dataclass(frozen=True)
-class VerdictFilter:
-    """What a search or an aggregation keeps: OONI's measurement filters, plus ours."""
-
-    cc: str | None = None
-    asn: int | None = None
-    test: str | None = None
-    target: str | None = None
-    since: datetime | None = None  # naive UTC, inclusive
-    until: datetime | None = None  # naive UTC, exclusive
-    verdict: str | None = None
-    technique: str | None = None
-    direct_only: bool = False
-
-    def where(self) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        for column, value in (("probe_cc", self.cc.upper() if self.cc else None),
-                              ("probe_asn", self.asn), ("test_name", self.test),
-                              ("target", self.target), ("verdict", self.verdict),
-                              ("technique", self.technique)):  # fmt: skip
-            if value is not None:
-                clauses.append(f"v.{column} = ?")
-                params.append(value)
-        if self.since is not None:
-            clauses.append("v.measurement_start_time >= ?")
-            params.append(self.since)
-        if self.until is not None:
-            clauses.append("v.measurement_start_time < ?")
-            params.append(self.until)
-        if self.direct_only:
-            clauses.append("v.via IS NULL")
-        return (" AND ".join(clauses) or "TRUE"), params
 
 
 def search_verdicts(

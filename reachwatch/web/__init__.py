@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from ..archive import RawLocation, read_raw
 from ..store import Store
 from ..store import status as status_query
-from ..store._queries import VerdictFilter, aggregate_verdicts
+from ..store._queries import VerdictFilter, aggregate_verdicts, search_verdicts
 
 STATIC = Path(__file__).parent / "static"
 _pages = Environment(loader=PackageLoader("reachwatch.web", "templates"),
@@ -106,7 +106,7 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
     @router.get("/measurement/{uid}", response_model=None)
     def measurement(uid: str, format: str = "html") -> HTMLResponse | PlainTextResponse:
         with use() as store:
-            rows, total = _verdicts_of(store, uid)
+            rows, total = search_verdicts(store, VerdictFilter(uid=uid), limit=1000)
             where = store.execute(
                 "SELECT raw_path, raw_offset, raw_index FROM measurements "
                 "WHERE measurement_uid = ?", [uid]).fetchone()  # fmt: skip
@@ -126,15 +126,3 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
         return _page("measurement.html", uid=uid, rows=rows, raw=pretty)
 
     return router
-
-
-def _verdicts_of(store: Store, uid: str) -> tuple[list[dict[str, Any]], int]:
-    rows = store.execute(
-        "SELECT target, verdict, technique, reason, via, test_name, probe_cc, probe_asn, "
-        "measurement_start_time FROM verdicts WHERE measurement_uid = ? ORDER BY target, via",
-        [uid],
-    ).fetchall()
-    names = ("target", "verdict", "technique", "reason", "via", "test_name", "probe_cc",
-             "probe_asn", "measurement_start_time")  # fmt: skip
-    out = [dict(zip(names, row, strict=True)) for row in rows]
-    return out, len(out)
