@@ -108,26 +108,38 @@ def reachwatch(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_serving(base: str, process: subprocess.Popen[str], seconds: float) -> None:
+    """Poll /healthz until the server answers; fail at once if it exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited ({process.returncode}) before it answered")
+        try:
+            urllib.request.urlopen(f"{base}/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{base} did not answer within {seconds} s")
+
+
 @contextlib.contextmanager
 def serving(db: Path, *extra: str) -> Iterator[str]:
     """`reachwatch serve` on a free loopback port, as a user starts it; yields its base URL
     (no trailing slash) once it answers, and stops it afterwards."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "reachwatch", "serve", "--db", str(db), "--port", str(port),
-         *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/healthz", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
     try:
+        wait_until_serving(base, process, 30)
         yield base
     finally:
         process.terminate()

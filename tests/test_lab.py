@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import orjson
@@ -19,7 +20,7 @@ from reachwatch.lab import run as lab_run
 from reachwatch.lab._netns import LabError, Namespaces, host_links, sh
 from reachwatch.lab.scenario import load_scenario
 
-from .conftest import reachwatch
+from .conftest import free_port, reachwatch, wait_until_serving
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab makes namespaces: needs root")
 
@@ -182,12 +183,28 @@ def test_the_accuracy_matrix_is_what_the_docs_show(tmp_path: Path) -> None:
     assert "1030/1040 verdicts as expected" in out.read_text()
 
 
-def test_the_demo_shows_azerbaijan_2017(tmp_path: Path) -> None:
+def test_the_demo_shows_azerbaijan_2017_and_serves_it(tmp_path: Path) -> None:
+    """The README's main command: the demo, then the explorer on its data."""
     db = tmp_path / "demo.duckdb"
-    done = reachwatch("demo", "--db", str(db), "--out", str(tmp_path / "lab"))
-    assert done.returncode == 0, done.stderr
-    assert "expectations: 868/868 verdicts as the scenario expects (100.0%)" in done.stdout
-    assert "events in AZ" in done.stdout
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "reachwatch", "demo", "--db", str(db),
+         "--out", str(tmp_path / "lab"), "--serve", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, demo, 240)
+        with urllib.request.urlopen(f"{base}/answer?subject=skype&cc=AZ&at=2017-05-15") as reply:
+            page = reply.read().decode()
+    finally:
+        demo.terminate()
+        stdout, stderr = demo.communicate(timeout=30)
+    assert '<span class="partially" id="status">partially blocked</span>' in page
+    assert "AS29049 Delta Telecom" in page and 'class="evidence"' in page
+    assert "expectations: 868/868 verdicts as the scenario expects (100.0%)" in stdout, stderr
+    assert "events in AZ" in stdout and f"{base}/answer?subject=skype" in stdout
     events = reachwatch("events", "--db", str(db), "--cc", "AZ", "--format", "jsonl")
     found = {(e["target"], e["start"], e["end"], tuple(e["networks"]))
              for e in map(orjson.loads, events.stdout.splitlines())}  # fmt: skip

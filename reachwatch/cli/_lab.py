@@ -16,6 +16,7 @@ from ..store import DB_ENV, DEFAULT_DB, Store, verdict_rows
 from ..store import status as status_query
 from ._answers import events
 from ._common import StatusFormat, console, errors, print_status
+from ._serve import serve
 
 if TYPE_CHECKING:
     from ..lab.accuracy import Score
@@ -141,10 +142,21 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the lab's measurements.")] = Path(
         "demo-lab"
     ),
+    serve_on: Annotated[
+        int | None,
+        typer.Option(
+            "--serve",
+            min=0,
+            max=65535,
+            metavar="PORT",
+            help="Then serve the explorer and the API on the demo's data on this port.",
+        ),
+    ] = None,
 ) -> None:
     """Azerbaijan, spring 2017, re-enacted in the lab: two networks over six simulated weeks,
     WhatsApp and Skype calls blocked on one, Telegram's web client on the other, a proxy that
-    restores both. Runs it (needs root), ingests it, and prints the status and the events."""
+    restores both. Runs it (needs root), ingests it, prints the status and the events, and
+    with --serve opens the explorer on it."""
     from ..lab.scenario import load_scenario
 
     scenario = load_scenario(SCENARIOS / "az-2017.yaml")
@@ -157,7 +169,14 @@ def demo(
     events(db=db, cc=scenario.country)
     _print_score(scored)
     table = Table(title="next", show_header=False)
+    if serve_on is not None:
+        where = f"http://127.0.0.1:{serve_on}"
+        table.add_row(f"{where}/answer?subject=skype&cc=AZ&at=2017-05-15")
+        table.add_row(f"{where}/answer?subject=telegram&cc=AZ&at=2017-05-28")
+        table.add_row(f"{where}/country/AZ")
     table.add_row(f"reachwatch answer skype --cc AZ --at 2017-05-15 --db {db}")
     table.add_row(f"reachwatch answer telegram --cc AZ --at 2017-05-28 --db {db}")
     table.add_row(f"reachwatch verdicts --db {db} --cc AZ --target whatsapp/calls")
     console.print(table)
+    if serve_on is not None:
+        serve(db=db, port=serve_on)

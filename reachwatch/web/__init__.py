@@ -34,6 +34,18 @@ _pages = Environment(loader=PackageLoader("reachwatch.web", "templates"),
                      autoescape=select_autoescape(["html"]))  # fmt: skip
 
 
+def _when(moment: object) -> str:
+    """A moment as people read it, `2017-05-08 00:00 UTC`: the ISO form is for machines."""
+    if moment is None or moment == "":
+        return ""
+    text = moment.isoformat() if isinstance(moment, datetime) else str(moment)
+    day, _, time = text.partition("T") if "T" in text else text.partition(" ")
+    return f"{day} {time[:5]} UTC" if time else day
+
+
+_pages.filters["when"] = _when
+
+
 def csv_response(rows: list[dict[str, Any]], name: str) -> PlainTextResponse:
     """A table as a CSV download (the pages' and the API's)."""
     out = io.StringIO()
