@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .. import ReachwatchError
-from ..archive import measurement_files
-from ..pipeline import ingest as run_ingest
 from ..store import DEFAULT_DB, Store, verdict_rows
 from ..store import status as status_query
 from ._common import VERDICT_STYLE, DbOption, StatusFormat, console, errors, print_status
@@ -49,48 +47,6 @@ TimeoutOption = Annotated[float, typer.Option(min=0.1, help="Seconds per operati
 class TableFormat(StrEnum):
     table = "table"
     jsonl = "jsonl"
-
-
-@app.command()
-def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz files or folders.")],
-    db: DbOption = Path(DEFAULT_DB),
-) -> None:
-    """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
-    with Store(db) as store:
-        files = measurement_files(paths)
-        total = sum(p.stat().st_size for p in files)
-        columns = (
-            TextColumn("[bold]ingest"),
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=errors, transient=True) as bar:
-            task = bar.add_task("ingest", total=total)
-            report = run_ingest(files, store, progress=lambda n: bar.advance(task, n))
-    console.print(f"[bold]ingest[/] {report.ingest_id}")
-    table = Table(show_header=False)
-    for label, value in (
-        ("files", report.files),
-        ("read", report.read),
-        ("stored", report.stored),
-        ("duplicates", report.duplicates),
-        ("quarantined", report.quarantined),
-        ("observations", report.observations),
-        ("verdicts", report.verdicts),
-    ):
-        table.add_row(label, f"{value:,}")
-    console.print(table)
-    for reason, count in report.reasons.most_common():
-        console.print(f"  quarantined {count:,}: {reason}")
-    check = "=" if report.reconciled else "!="
-    console.print(
-        f"read {report.read:,} {check} stored {report.stored:,} + duplicates "
-        f"{report.duplicates:,} + quarantined {report.quarantined:,}"
-    )
-    if not report.reconciled:
-        raise typer.Exit(1)
 
 
 @app.command()
@@ -390,9 +346,13 @@ def helper_command(
 
 
 from ._answers import answer, events  # noqa: E402 - the commands of other modules
+from ._ingest import export, ingest, reprocess  # noqa: E402
 from ._lab import demo, lab_app  # noqa: E402
 from ._serve import serve  # noqa: E402
 
+app.command()(ingest)
+app.command()(reprocess)
+app.command()(export)
 app.command()(events)
 app.command()(answer)
 app.add_typer(lab_app, name="lab")

@@ -1,5 +1,6 @@
 """The pipeline: raw measurement -> observations -> verdicts, and the ingest that runs it."""
 
+from ._dask import ingest_on
 from ._ingest import IngestReport, Intake, ingest
 from ._observations import Observation, observations_of
 from .verdicts import Verdict, verdicts_of
@@ -10,6 +11,7 @@ __all__ = [
     "Observation",
     "Verdict",
     "ingest",
+    "ingest_on",
     "observations_of",
     "verdicts_of",
 ]

@@ -10,18 +10,28 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from operator import itemgetter
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._errors import InvalidMeasurement
-from ..archive import ArchiveWriter, RawRecord, measurement_files, read_records
-from ..model import ParsedMeasurement, Primitives, parse_measurement
+from ..archive import (
+    WHOLE,
+    ArchiveWriter,
+    RawRecord,
+    gzip_member,
+    measurement_files,
+    read_records,
+)
+from ..model import Primitives, parse_measurement
 from ..store import Store
 from ..store._schema import (
     INGEST_COLUMNS,
@@ -57,137 +67,83 @@ class IngestReport:
         return self.read == self.stored + self.duplicates + self.quarantined
 
 
+STORED_MEASUREMENT = [c for c in MEASUREMENT_COLUMNS if c not in
+                      ("raw_path", "raw_offset", "raw_index", "ingest_id")]  # fmt: skip
+"""What analysis knows of a measurement; where its bytes went is known once it is written."""
+_STORED_TYPES = {c: MEASUREMENT_COLUMNS[c] for c in STORED_MEASUREMENT}
+_RECORD = "_record"  # ties an observation or verdict row to its measurement row in a chunk
+_MEMBER = "_member"  # the measurement's bytes, compressed as one gzip member for the archive
+
+
 @dataclass(slots=True)
-class _Analysed:
-    """One measurement reduced to its rows, so its parsed form can be freed right away."""
+class Analysed:
+    """A chunk of records reduced to Arrow tables and compressed bytes: what the store and
+    the archive need, with nothing parsed left to hold in memory. It is all a worker sends
+    back, so analysis (the costly part) runs anywhere and only writing needs the store."""
 
-    record: RawRecord
-    uid: str
-    partition: tuple[datetime, str, str]
-    measurement: tuple[Any, ...]  # the measurements row without its raw location
-    observations: list[Observation]
-    verdicts: list[tuple[Any, ...]]
-
-
-@dataclass
-class _Batch:
-    analysed: list[_Analysed] = field(default_factory=list)
-    rejected: list[tuple[RawRecord, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.analysed) + len(self.rejected)
+    read: int
+    measurements: pa.Table  # STORED_MEASUREMENT + _member, a row per measurement
+    observations: pa.Table  # OBSERVATION_COLUMNS + _record
+    verdicts: pa.Table  # VERDICT_COLUMNS + _record
+    rejected: list[tuple[RawRecord, str]]
 
 
-Progress = Callable[[int], None]
-
-
-def ingest(
-    paths: Iterable[str | PathLike[str]],
-    store: Store,
-    *,
-    batch_size: int = BATCH_SIZE,
-    progress: Progress | None = None,
-    fingerprints: Fingerprints | None = None,
-) -> IngestReport:
-    """Ingest every measurement under `paths` (files or folders); returns the counts."""
-    files = measurement_files(paths)
-    started = datetime.now(UTC).replace(tzinfo=None)
-    run_id = f"{started:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:8]}"
-    report = IngestReport(ingest_id=run_id, files=len(files))
+def analyse(records: Iterable[RawRecord], fingerprints: Fingerprints | None = None) -> Analysed:
+    """Parse, observe and judge every record; a record that cannot be used is rejected with
+    its reason instead (a bug in analysis included: it must not lose the record)."""
     fps = fingerprints or default_fingerprints()
-    job = _Job(store, ArchiveWriter(store.archive_root, run_id), report)
-    batch = _Batch()
-    for path in files:
-        for record in read_records(path, on_bytes=progress):
-            report.read += 1
-            if record.problem:
-                batch.rejected.append((record, record.problem))
-            else:
-                try:
-                    batch.analysed.append(_analyse(record, parse_measurement(record.data), fps))
-                except InvalidMeasurement as exc:
-                    batch.rejected.append((record, exc.reason))
-                except Exception as exc:  # a bug must not lose the record: keep it in quarantine
-                    batch.rejected.append((record, f"analysis failed: {type(exc).__name__}: {exc}"))
-            if len(batch) >= batch_size:
-                job.flush(batch)
-                batch = _Batch()
-    job.flush(batch)
-    store.write_batch({"ingests": _ingest_row(report, started, [str(p) for p in files])})
-    return report
+    read = 0
+    measurements: list[tuple[Any, ...]] = []
+    members: list[bytes] = []
+    observations: list[Observation] = []
+    observed_in: list[int] = []
+    verdicts: list[tuple[Any, ...]] = []
+    judged_in: list[int] = []
+    rejected: list[tuple[RawRecord, str]] = []
+    for record in records:
+        read += 1
+        if record.problem:
+            rejected.append((record, record.problem))
+            continue
+        try:
+            measurement, its_observations, its_verdicts = _rows(record, fps)
+        except InvalidMeasurement as exc:
+            rejected.append((record, exc.reason))
+            continue
+        except Exception as exc:  # a bug must not lose the record: it goes to quarantine
+            rejected.append((record, f"analysis failed: {type(exc).__name__}: {exc}"))
+            continue
+        row = len(measurements)
+        measurements.append(measurement)
+        members.append(gzip_member(record.data))
+        observations.extend(its_observations)
+        observed_in.extend([row] * len(its_observations))
+        verdicts.extend(its_verdicts)
+        judged_in.extend([row] * len(its_verdicts))
+    return Analysed(
+        read,
+        _table(_STORED_TYPES, measurements).append_column(_MEMBER, pa.array(members, pa.binary())),
+        _table(OBSERVATION_COLUMNS, observations).append_column(
+            _RECORD, pa.array(observed_in, pa.int32())
+        ),
+        _table(VERDICT_COLUMNS, verdicts).append_column(_RECORD, pa.array(judged_in, pa.int32())),
+        rejected,
+    )
 
 
-class Intake:
-    """Measurements as they come, each in the raw archive (synced) and the store before `take`
-    returns: what a collector needs to acknowledge a submission. The archive files of an intake
-    (one per hour, country and test) are shared by all it takes."""
-
-    def __init__(self, store: Store, fingerprints: Fingerprints | None = None) -> None:
-        started = datetime.now(UTC).replace(tzinfo=None)
-        self.started = started
-        self.report = IngestReport(ingest_id=f"{started:%Y%m%dT%H%M%S}Z-collector-"
-                                   f"{uuid.uuid4().hex[:8]}")  # fmt: skip
-        self.fps = fingerprints or default_fingerprints()
-        self.job = _Job(store, ArchiveWriter(store.archive_root, self.report.ingest_id),
-                        self.report)  # fmt: skip
-
-    def take(self, records: list[RawRecord]) -> list[tuple[str, bool] | InvalidMeasurement]:
-        """Per record: its uid and whether it is new (False: it was already stored), or the
-        InvalidMeasurement saying why it cannot be stored (nothing of it is written). The
-        valid ones are archived and stored together: one sync, one transaction."""
-        out: list[tuple[str, bool] | InvalidMeasurement] = []
-        batch = _Batch()
-        for record in records:
-            try:
-                analysed = _analyse(record, parse_measurement(record.data), self.fps)
-            except InvalidMeasurement as exc:
-                out.append(exc)
-                continue
-            batch.analysed.append(analysed)
-            out.append((analysed.uid, False))
-        self.report.read += len(batch.analysed)
-        stored = self.job.flush(batch)
-        results: list[tuple[str, bool] | InvalidMeasurement] = []
-        claimed: set[str] = set()  # the same measurement twice in one batch: new only once
-        for result in out:
-            if isinstance(result, tuple):
-                uid = result[0]
-                result = (uid, uid in stored and uid not in claimed)
-                claimed.add(uid)
-            results.append(result)
-        return results
-
-    def close(self, source: str) -> None:
-        """Record the intake's counts in the `ingests` table."""
-        if self.report.read:
-            self.job.store.write_batch(
-                {"ingests": _ingest_row(self.report, self.started, [source])}
-            )
-
-
-def _analyse(record: RawRecord, pm: ParsedMeasurement, fps: Fingerprints) -> _Analysed:
-    """Observations and verdicts of one measurement, as rows in the store's column order."""
+def _rows(
+    record: RawRecord, fps: Fingerprints
+) -> tuple[tuple[Any, ...], list[Observation], list[tuple[Any, ...]]]:
+    """One measurement's row, observations and verdicts, in the store's column order."""
+    pm = parse_measurement(record.data)
     base = pm.base
-    observations = observations_of(pm)
     keys = pm.keys
     via, run_id = (keys.x_via, keys.x_run) if isinstance(keys, Primitives) else (None, None)
     verdicts = [
-        (
-            pm.uid,
-            v.target,
-            v.verdict,
-            v.technique,
-            v.reason,
-            v.probe_says,
-            base.test_name,
-            base.probe_cc,
-            pm.probe_asn,
-            pm.start_time,
-            via,
-            run_id,
-        )
+        (pm.uid, v.target, v.verdict, v.technique, v.reason, v.probe_says, base.test_name,
+         base.probe_cc, pm.probe_asn, pm.start_time, via, run_id)
         for v in verdicts_of(pm, fps)
-    ]
+    ]  # fmt: skip
     measurement = (
         pm.uid,
         pm.uid_computed,
@@ -203,68 +159,73 @@ def _analyse(record: RawRecord, pm: ParsedMeasurement, fps: Fingerprints) -> _An
         base.software_name,
         base.software_version,
         base.resolver_asn,
+        len(record.data),
+        f"{record.source}:{record.locator}",
     )
-    partition = (pm.start_time, base.probe_cc, base.test_name)
-    return _Analysed(record, pm.uid, partition, measurement, observations, verdicts)
+    return measurement, observations_of(pm), verdicts
 
 
 class _Job:
+    """Writes analysed chunks: drops what is already stored, archives the rest (synced), then
+    stores it in one transaction, so a crash leaves whole chunks and a rerun adds the rest."""
+
     def __init__(self, store: Store, writer: ArchiveWriter, report: IngestReport) -> None:
         self.store = store
         self.writer = writer
         self.report = report
 
-    def flush(self, batch: _Batch) -> set[str]:
-        """Archive (synced) and store the batch in one go; returns the uids it stored."""
-        if not len(batch):
-            return set()
-        fresh: dict[str, _Analysed] = {}
-        for item in batch.analysed:
-            if item.uid in fresh:
-                self.report.duplicates += 1
-            else:
-                fresh[item.uid] = item
-        times = [item.partition[0] for item in fresh.values()]
-        known = self.store.known_uids(list(fresh), min(times), max(times)) if times else set()
-        for uid in known:
-            del fresh[uid]
-            self.report.duplicates += 1
+    def write(self, chunk: Analysed, quarantine: bool = True) -> list[str]:
+        """Store the chunk; returns, per measurement row, its uid if this call stored it."""
+        report = self.report
+        report.read += chunk.read
+        table = chunk.measurements
+        uids: list[str] = table.column("measurement_uid").to_pylist()
+        first: dict[str, int] = {}
+        for row, uid in enumerate(uids):
+            first.setdefault(uid, row)
+        times = table.column("measurement_start_time")
+        known = (self.store.known_uids(list(first), pc.min(times).as_py(), pc.max(times).as_py())
+                 if first else set())  # fmt: skip
+        fresh = [row for uid, row in first.items() if uid not in known]
+        report.duplicates += len(uids) - len(fresh)
+        rejected = chunk.rejected if quarantine else []
+        if not fresh and not rejected:
+            return [""] * len(uids)
 
-        paths = [self.writer.add(*item.partition, item.record.data) for item in fresh.values()]
-        offsets = self.writer.flush()
-        index: Counter[str] = Counter()
-        measurements = []
-        observations: list[Observation] = []
-        verdicts: list[tuple[Any, ...]] = []
-        for item, path in zip(fresh.values(), paths, strict=True):
-            record = item.record
-            measurements.append(
-                (
-                    *item.measurement,
-                    path,
-                    offsets[path],
-                    index[path],
-                    len(record.data),
-                    self.writer.run_id,
-                    f"{record.source}:{record.locator}",
-                )
+        chosen = pa.array(fresh, pa.int32())
+        kept = table.take(chosen)
+        starts = kept.column("measurement_start_time").to_pylist()
+        countries = kept.column("probe_cc").to_pylist()
+        tests = kept.column("test_name").to_pylist()
+        placed = [self.writer.add(*where) for where in zip(starts, countries, tests,
+                                                              kept.column(_MEMBER).to_pylist(),
+                                                              strict=True)]  # fmt: skip
+        bases = self.writer.flush()
+        n = len(fresh)
+        measurements = (
+            kept.drop_columns([_MEMBER])
+            .append_column("raw_path", pa.array([path for path, _ in placed], pa.string()))
+            .append_column(
+                "raw_offset", pa.array([bases[path] + at for path, at in placed], pa.int64())
             )
-            index[path] += 1
-            observations.extend(item.observations)
-            verdicts.extend(item.verdicts)
-
+            .append_column("raw_index", pa.array([WHOLE] * n, pa.int32()))
+            .append_column("ingest_id", pa.array([self.writer.run_id] * n, pa.string()))
+        )
+        observations = chunk.observations.filter(pc.is_in(chunk.observations[_RECORD], chosen))
+        verdicts = chunk.verdicts.filter(pc.is_in(chunk.verdicts[_RECORD], chosen))
         self.store.write_batch(
             {
-                "measurements": _table(MEASUREMENT_COLUMNS, measurements),
-                "observations": _table(OBSERVATION_COLUMNS, observations),
-                "verdicts": _table(VERDICT_COLUMNS, verdicts),
-                "quarantine": self._quarantine_table(batch.rejected),
+                "measurements": measurements,
+                "observations": observations.drop_columns([_RECORD]),
+                "verdicts": verdicts.drop_columns([_RECORD]),
+                "quarantine": self._quarantine_table(rejected),
             }
         )
-        self.report.stored += len(measurements)
-        self.report.observations += len(observations)
-        self.report.verdicts += len(verdicts)
-        return set(fresh)
+        report.stored += n
+        report.observations += observations.num_rows
+        report.verdicts += verdicts.num_rows
+        stored = set(fresh)
+        return [uid if row in stored else "" for row, uid in enumerate(uids)]
 
     def _quarantine_table(self, rejected: list[tuple[RawRecord, str]]) -> pa.Table:
         now = datetime.now(UTC).replace(tzinfo=None)
@@ -290,6 +251,87 @@ class _Job:
             for digest, (record, reason) in by_digest.items()
         ]
         return _table(QUARANTINE_COLUMNS, rows)
+
+
+Progress = Callable[[int], None]
+
+
+def ingest(
+    paths: Iterable[str | PathLike[str]],
+    store: Store,
+    *,
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+    fingerprints: Fingerprints | None = None,
+) -> IngestReport:
+    """Ingest every measurement under `paths` (files or folders), in this process, a batch
+    of `batch_size` records at a time; returns the counts."""
+    files = measurement_files(paths)
+    fps = fingerprints or default_fingerprints()
+    records = (r for path in files for r in read_records(path, on_bytes=progress))
+    return write_all((analyse(chunk, fps) for chunk in batched(records, batch_size)), store, files)
+
+
+def batched(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
+    """Consecutive lists of `size` items (itertools.batched arrives with Python 3.12)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def write_all(chunks: Iterable[Analysed], store: Store, files: list[Path]) -> IngestReport:
+    """Write analysed chunks in the order given (wherever they were analysed) and record the
+    ingest: the same rows whichever way the work was split."""
+    started = datetime.now(UTC).replace(tzinfo=None)
+    run_id = f"{started:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:8]}"
+    report = IngestReport(ingest_id=run_id, files=len(files))
+    job = _Job(store, ArchiveWriter(store.archive_root, run_id), report)
+    paths = [str(p) for p in files]
+    store.write_batch({"ingests": _ingest_row(report, started, paths, finished=False)})
+    for chunk in chunks:
+        job.write(chunk)
+    store.write_batch({"ingests": _ingest_row(report, started, paths)}, replace=True)
+    return report
+
+
+class Intake:
+    """Measurements as they come, each in the raw archive (synced) and the store before `take`
+    returns: what a collector needs to acknowledge a submission. The archive files of an intake
+    (one per hour, country and test) are shared by all it takes."""
+
+    def __init__(self, store: Store, fingerprints: Fingerprints | None = None) -> None:
+        started = datetime.now(UTC).replace(tzinfo=None)
+        self.started = started
+        self.report = IngestReport(ingest_id=f"{started:%Y%m%dT%H%M%S}Z-collector-"
+                                   f"{uuid.uuid4().hex[:8]}")  # fmt: skip
+        self.fps = fingerprints or default_fingerprints()
+        self.job = _Job(store, ArchiveWriter(store.archive_root, self.report.ingest_id),
+                        self.report)  # fmt: skip
+        store.write_batch({"ingests": _ingest_row(self.report, started, [], finished=False)})
+
+    def take(self, records: list[RawRecord]) -> list[tuple[str, bool] | InvalidMeasurement]:
+        """Per record: its uid and whether it is new (False: it was already stored), or the
+        InvalidMeasurement saying why it cannot be stored (nothing of it is written). The
+        valid ones are archived and stored together: one sync, one transaction."""
+        chunk = analyse(records, self.fps)
+        refused = {id(record): reason for record, reason in chunk.rejected}
+        chunk.read -= len(refused)  # refused, not kept: the client is told, nothing is stored
+        stored = iter(self.job.write(chunk, quarantine=False))
+        uids = iter(chunk.measurements.column("measurement_uid").to_pylist())
+        results: list[tuple[str, bool] | InvalidMeasurement] = []
+        for record in records:
+            if id(record) in refused:
+                results.append(InvalidMeasurement(refused[id(record)]))
+            else:
+                uid = next(uids)
+                results.append((uid, next(stored) == uid))
+        return results
+
+    def close(self, source: str) -> None:
+        """Record the intake's counts in the `ingests` table."""
+        self.job.store.write_batch(
+            {"ingests": _ingest_row(self.report, self.started, [source])}, replace=True
+        )
 
 
 _ARROW_TYPES = {
@@ -321,16 +363,12 @@ def _reason_kind(reason: str) -> str:
     return reason.split(":", 1)[0][:60]
 
 
-def _ingest_row(report: IngestReport, started: datetime, paths: list[str]) -> pa.Table:
-    finished = datetime.now(UTC).replace(tzinfo=None)
-    row = (
-        report.ingest_id,
-        started,
-        finished,
-        paths[:1000],
-        report.read,
-        report.stored,
-        report.duplicates,
-        report.quarantined,
-    )
+def _ingest_row(
+    report: IngestReport, started: datetime, paths: list[str], finished: bool = True
+) -> pa.Table:
+    """A run's row: also written when it starts, without an end or counts, so that a run that
+    dies (killed, a full disk) is on record beside the rows it stored."""
+    end = datetime.now(UTC).replace(tzinfo=None) if finished else None
+    counts = (report.read, report.stored, report.duplicates, report.quarantined)
+    row = (report.ingest_id, started, end, paths[:1000], *(counts if finished else [None] * 4))
     return _table(INGEST_COLUMNS, [row])

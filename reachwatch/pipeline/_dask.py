@@ -1,0 +1,75 @@
+"""The ingest on dask.distributed: workers analyse partitions, this process writes them.
+
+Analysis (reading, parsing, observations, verdicts, compressing for the archive) is pure and
+costs nearly all the time, so it runs on the workers; DuckDB has one writer, so the archive
+and the store are written here, partition after partition in a fixed order. The rows are
+those of an in-process `ingest` of the same files, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..archive import measurement_files, read_records
+from ..store import Store
+from ._ingest import Analysed, IngestReport, Progress, analyse, write_all
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+_OONI_LAYOUT = re.compile(r"(?:^|/)raw/(\d{8})/\d{2}/([A-Z]{2})/")
+
+
+def partitions(files: list[Path]) -> list[list[Path]]:
+    """Files grouped into partitions: a day x country of OONI's raw layout (`raw/YYYYMMDD/HH/
+    CC/...`) is one; any other file is one by itself. Order follows the files'."""
+    groups: dict[tuple[str, ...], list[Path]] = {}
+    for path in files:
+        found = _OONI_LAYOUT.search(path.as_posix())
+        key = found.groups() if found else (str(path),)
+        groups.setdefault(key, []).append(path)
+    return list(groups.values())
+
+
+def analyse_partition(files: list[str]) -> Analysed:
+    """What a worker runs: one partition's records, analysed."""
+    return analyse(record for path in files for record in read_records(Path(path)))
+
+
+def ingest_on(
+    client: Client,
+    paths: list[str | PathLike[str]],
+    store: Store,
+    *,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Ingest `paths` with the cluster behind `client` analysing, a partition per task.
+
+    The workers read the files themselves (on a cluster, the paths must be where they can see
+    them). At most a few partitions more than there are workers are in flight, so this
+    process holds a bounded amount whatever the input size."""
+    files = measurement_files(paths)
+    return write_all(_in_order(client, partitions(files), progress), store, files)
+
+
+def _in_order(
+    client: Client, parts: list[list[Path]], progress: Progress | None
+) -> Iterator[Analysed]:
+    """Each partition's result in partition order, with a bounded window of tasks running."""
+    window = max(1, sum(client.nthreads().values())) + 2
+    futures = {}
+    submitted = 0
+    for index in range(len(parts)):
+        while submitted < len(parts) and submitted < index + window:
+            futures[submitted] = client.submit(
+                analyse_partition, [str(p) for p in parts[submitted]], pure=False
+            )
+            submitted += 1
+        chunk: Analysed = futures.pop(index).result()
+        if progress is not None:
+            progress(sum(p.stat().st_size for p in parts[index]))
+        yield chunk

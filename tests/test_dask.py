@@ -1,0 +1,138 @@
+"""The ingest on dask.distributed stores what the in-process ingest stores, row for row, and
+the tables export to Parquet that reads back the same. A real LocalCluster of 2 worker
+processes, started by `reachwatch reprocess --workers 2` as a user starts it."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from bench.build import variants
+from reachwatch.archive import RawLocation, read_raw
+from reachwatch.model import parse_measurement
+from reachwatch.pipeline import ingest
+from reachwatch.pipeline._dask import partitions
+from reachwatch.store import Store
+
+from .conftest import reachwatch
+
+SAMPLES = Path(__file__).parent.parent / "samples"
+PER_RUN = {  # columns that name the run or where its bytes went, not what was measured
+    "measurements": {"raw_path", "raw_offset", "raw_index", "ingest_id"},
+    "quarantine": {"ingest_id", "quarantined_at"},
+}
+COMPARED = ("measurements", "observations", "verdicts", "quarantine")
+
+
+def checksum(con: duckdb.DuckDBPyConnection, source: str, columns: list[str]) -> tuple[int, str]:
+    """Rows and a digest of them, whatever their order."""
+    rows = con.execute(f"SELECT {', '.join(columns)} FROM {source}").fetchall()
+    lines = sorted(repr(row) for row in rows)
+    return len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    names = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    return [n for n in names if n not in PER_RUN.get(table, set())]
+
+
+def checksums(db: Path) -> dict[str, tuple[int, str]]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return {t: checksum(con, t, columns_of(con, t)) for t in COMPARED}
+
+
+@pytest.fixture(scope="module")
+def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """600 measurements in OONI's raw layout over three days and many countries, the bundled
+    real samples beside them, and a plain file with duplicates and broken records."""
+    root = tmp_path_factory.mktemp("feed")
+    measured = variants(600, days=3, seed=11)
+    files: dict[Path, list[bytes]] = defaultdict(list)
+    for m in measured:
+        when = datetime.strptime(m["measurement_start_time"], "%Y-%m-%d %H:%M:%S")
+        folder = root / "raw" / f"{when:%Y%m%d}" / f"{when:%H}" / m["probe_cc"] / m["test_name"]
+        files[folder / "part.jsonl.gz"].append(orjson.dumps(m))
+    for path, lines in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    extra = [orjson.dumps(m) for m in measured[:25]] + [b'{"not": "a measurement"}', b"{broken"]
+    (root / "extra.jsonl").write_bytes(b"\n".join(extra) + b"\n")
+    return root
+
+
+def test_partitions_are_day_by_country_of_oonis_layout(feed: Path) -> None:
+    files = sorted(p for p in feed.rglob("*") if p.is_file())
+    parts = partitions(files)
+    for part in parts:
+        keys = {(p.parts[-5], p.parts[-3]) for p in part if "raw" in p.parts}
+        assert len(keys) <= 1  # one day and one country, or a file of its own
+    assert sum(len(p) for p in parts) == len(files)
+    assert [feed / "extra.jsonl"] in parts
+    assert len(parts) > 20
+
+
+def test_dask_stores_what_the_in_process_ingest_stores(feed: Path, tmp_path: Path) -> None:
+    inputs = [str(feed), str(SAMPLES)]
+    local = tmp_path / "local.duckdb"
+    with Store(local) as store:
+        report = ingest(inputs, store)
+    assert report.reconciled and report.stored > 600 and report.duplicates >= 25
+    assert report.quarantined >= 2
+
+    spread = tmp_path / "dask.duckdb"
+    done = reachwatch("reprocess", *inputs, "--db", str(spread), "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert f"stored {report.stored:,} + duplicates {report.duplicates:,}" in done.stdout
+    assert checksums(spread) == checksums(local)
+
+    # every stored measurement's bytes come back from the archive, as the measurement
+    with Store(spread, read_only=True) as store:
+        rows = store.execute(
+            "SELECT measurement_uid, raw_path, raw_offset, raw_index, raw_size FROM measurements"
+        ).fetchall()
+        for uid, path, offset, index, size in rows:
+            data = read_raw(store.archive_root, RawLocation(path, offset, index))
+            assert len(data) == size and parse_measurement(data).uid == uid
+
+    again = reachwatch("reprocess", *inputs, "--db", str(spread), "--workers", "2")
+    assert "stored 0 +" in again.stdout  # a second run adds nothing
+    assert checksums(spread) == checksums(local)
+
+
+def test_parquet_export_reads_back_the_same_tables(feed: Path, tmp_path: Path) -> None:
+    db = tmp_path / "p.duckdb"
+    with Store(db) as store:
+        ingest([feed], store)
+    out = tmp_path / "parquet"
+    done = reachwatch("export", "--parquet", str(out), "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    days = {p.name for p in (out / "verdicts").iterdir()}
+    assert days == {"day=2024-05-01", "day=2024-05-02", "day=2024-05-03"}
+    assert (out / "verdicts" / "day=2024-05-01" / "probe_cc=AZ").is_dir()
+    with duckdb.connect(str(db), read_only=True) as con:
+        for table in ("measurements", "observations", "verdicts"):
+            columns = columns_of(con, table)
+            exported = (f"read_parquet('{out}/{table}/**/*.parquet', hive_partitioning = true, "
+                        "hive_types_autocast = false)")  # fmt: skip
+            assert checksum(con, exported, columns) == checksum(con, table, columns), table
+        quarantine = columns_of(con, "quarantine")
+        assert checksum(con, f"'{out}/quarantine.parquet'", quarantine) == checksum(
+            con, "quarantine", quarantine
+        )
+    refused = reachwatch("export", "--parquet", str(out), "--db", str(db))
+    assert refused.returncode != 0 and "not an empty folder" in refused.stderr
+
+
+def test_reprocess_says_what_it_needs(tmp_path: Path) -> None:
+    neither = reachwatch("reprocess", str(SAMPLES), "--db", str(tmp_path / "x.duckdb"))
+    assert neither.returncode != 0 and "--workers N" in neither.stderr
+    nowhere = reachwatch("reprocess", str(SAMPLES), "--db", str(tmp_path / "x.duckdb"),
+                         "--scheduler", "tcp://127.0.0.1:9")  # fmt: skip
+    assert nowhere.returncode != 0 and "cannot reach the scheduler" in nowhere.stderr
