@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import datetime
 from pathlib import Path
@@ -123,8 +124,10 @@ class Store:
         ).fetchall()
         return {row[0] for row in rows}
 
-    def write_batch(self, tables: dict[str, Any]) -> None:
-        """Append Arrow tables (name -> table) in one transaction: all of a batch or none."""
+    def write_batch(self, tables: dict[str, Any], *, replace: bool = False) -> None:
+        """Append Arrow tables (name -> table) in one transaction: all of a batch or none.
+        With `replace`, a row whose key is stored takes the place of the stored one."""
+        insert = "INSERT OR REPLACE" if replace else "INSERT"
         self.con.execute("BEGIN TRANSACTION")
         try:
             for name, table in tables.items():
@@ -133,12 +136,15 @@ class Store:
                 columns = ", ".join(TABLES[name])
                 self.con.register("_batch", table)
                 try:
-                    self.con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM _batch")
+                    self.con.execute(
+                        f"{insert} INTO {name} ({columns}) SELECT {columns} FROM _batch"
+                    )
                 finally:
                     self.con.unregister("_batch")
             self.con.execute("COMMIT")
         except duckdb.Error as exc:
-            self.con.execute("ROLLBACK")
+            with contextlib.suppress(duckdb.Error):  # a COMMIT that failed has rolled back
+                self.con.execute("ROLLBACK")
             raise StoreError(
                 f"{self.path}: write failed, nothing of this batch stored: {exc}"
             ) from None
