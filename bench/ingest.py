@@ -1,6 +1,6 @@
 """Ingest throughput and memory vs parsing the same bytes with orjson alone.
 
-    python -m bench ingest [--count 100000]
+    python -m bench ingest [--count 100000] [--workers 2] [--stages]
 
 Each phase runs in its own process so its peak RSS is its own: `parse` reads the same gzip JSONL
 files (inflated with ISA-L, as the ingest does) and only runs orjson.loads on each line; `ingest`
@@ -63,22 +63,27 @@ def phase_parse(files: list[Path]) -> dict[str, float]:
 
 
 def phase_stage(files: list[Path], stage: str) -> dict[str, float]:
-    """The ingest's own first stages alone: read (inflate, split), + typed parse, + analysis."""
+    """The ingest's own first stages alone: read (inflate, split), + typed parse, + rows
+    (observations and verdicts), + chunks (gzip members, Arrow tables: all a worker does)."""
     from reachwatch.archive import read_records
     from reachwatch.model import parse_measurement
-    from reachwatch.pipeline._ingest import _analyse
+    from reachwatch.pipeline._ingest import BATCH_SIZE, _rows, analyse, batched
     from reachwatch.pipeline.fingerprints import default_fingerprints
 
     fps = default_fingerprints()
     start, cpu0 = time.perf_counter(), _cpu()
     count = 0
-    for path in files:
-        for record in read_records(path):
-            count += 1
-            if stage != "read":
-                pm = parse_measurement(record.data)
-                if stage == "analyse":
-                    _analyse(record, pm, fps)
+    records = (record for path in files for record in read_records(path))
+    if stage == "chunks":
+        for chunk in batched(records, BATCH_SIZE):
+            count += analyse(chunk, fps).read
+        return {"count": count, **_usage(start, cpu0)}
+    for record in records:
+        count += 1
+        if stage == "typed":
+            parse_measurement(record.data)
+        elif stage == "rows":
+            _rows(record, fps)
     return {"count": count, **_usage(start, cpu0)}
 
 
@@ -99,9 +104,51 @@ def phase_ingest(files: list[Path], db: Path) -> dict[str, float]:
     }
 
 
-def _child(phase: str, files: list[Path], db: Path) -> dict[str, float]:
+def phase_dask(files: list[Path], db: Path, workers: int) -> dict[str, float]:
+    """The same ingest with a local Dask cluster analysing: CPU is this process's and every
+    worker's (their processes start before the clock), peak RSS the largest of them."""
+    from distributed import Client
+
+    from reachwatch.pipeline import ingest_on
+    from reachwatch.pipeline._dask import local_cluster
+    from reachwatch.store import Store
+
+    with local_cluster(workers) as cluster, Client(cluster) as client:
+        before = sum(client.run(_cpu).values())
+        start, cpu0 = time.perf_counter(), _cpu()
+        with Store(db) as store:
+            report = ingest_on(client, list(files), store)
+        here = _usage(start, cpu0)
+        worker_cpu = sum(client.run(_cpu).values()) - before
+        worker_rss = max(client.run(_peak_rss_mb).values())
+    return {
+        "count": report.stored,
+        "read": report.read,
+        "quarantined": report.quarantined,
+        "verdicts": report.verdicts,
+        "observations": report.observations,
+        "wall_s": here["wall_s"],
+        "cpu_s": here["cpu_s"] + worker_cpu,
+        "client_cpu_s": here["cpu_s"],
+        "peak_rss_mb": here["peak_rss_mb"],
+        "worker_peak_rss_mb": worker_rss,
+    }
+
+
+def _child(phase: str, files: list[Path], db: Path, workers: int = 0) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--phase", phase, "--db", str(db), *map(str, files)],
+        [
+            sys.executable,
+            "-m",
+            "bench.ingest",
+            "--phase",
+            phase,
+            "--db",
+            str(db),
+            "--workers",
+            str(workers),
+            *map(str, files),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -109,11 +156,24 @@ def _child(phase: str, files: list[Path], db: Path) -> dict[str, float]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _remove(db: Path) -> None:
+    """A database and its archive, so that every run starts from nothing."""
+    for stale in (db, db.with_name(db.stem + "-archive"), Path(str(db) + ".wal")):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1, help="spread the measurements over days")
-    parser.add_argument("--phase", choices=["parse", "ingest", "read", "typed", "analyse"])
+    parser.add_argument("--phase", choices=["parse", "ingest", "dask", "read", "typed", "rows",
+                                            "chunks"])  # fmt: skip
+    parser.add_argument(
+        "--workers", type=int, default=0, help="also ingest on a local Dask cluster of N workers"
+    )
     parser.add_argument(
         "--stages", action="store_true", help="also time the ingest's stages one by one"
     )
@@ -125,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
             result = phase_parse(args.files)
         elif args.phase == "ingest":
             result = phase_ingest(args.files, args.db)
+        elif args.phase == "dask":
+            result = phase_dask(args.files, args.db, args.workers)
         else:
             result = phase_stage(args.files, args.phase)
         print(json.dumps(result))
@@ -137,14 +199,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"built {args.count:,} measurements in {time.perf_counter() - t:.1f}s -> {data}")
     files = sorted(data.glob("*.jsonl.gz"))
     db = args.db
-    for stale in (db, db.with_name(db.stem + "-archive"), Path(str(db) + ".wal")):
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        elif stale.exists():
-            stale.unlink()
-
+    _remove(db)
     parse = _child("parse", files, db)
     run = _child("ingest", files, db)
+    _remove(db)
     parse_rate = parse["count"] / parse["cpu_s"]
     ingest_rate = run["count"] / run["cpu_s"]
     rows = [
@@ -161,12 +219,29 @@ def main(argv: list[str] | None = None) -> None:
         ("observations, verdicts", f"{run['observations']:,}, {run['verdicts']:,}"),
         ("quarantined", f"{run['quarantined']:,}"),
     ]
+    if args.workers:
+        spread = _child("dask", files, db, args.workers)
+        _remove(db)
+        rate = spread["count"] / spread["cpu_s"]
+        rows += [
+            (
+                f"dask, {args.workers} workers: per core",
+                f"{rate:,.0f} msmt/s ({spread['wall_s']:.1f}s wall, "
+                f"{spread['count'] / spread['wall_s']:,.0f} msmt/s wall; this process "
+                f"{spread['client_cpu_s']:.0f} CPU s of {spread['cpu_s']:.0f})",
+            ),
+            ("ratio dask / parse only", f"{rate / parse_rate:.2f}"),
+            ("peak RSS: dask, this process", f"{spread['peak_rss_mb']:,.0f} MB"),
+            ("peak RSS: dask, largest worker", f"{spread['worker_peak_rss_mb']:,.0f} MB"),
+        ]
+        assert (spread["count"], spread["verdicts"]) == (run["count"], run["verdicts"])
     if args.stages:
         previous = 0.0
         for stage, label in (
             ("read", "read: inflate and split lines"),
             ("typed", "+ decode into typed measurements"),
-            ("analyse", "+ observations and verdicts"),
+            ("rows", "+ observations and verdicts"),
+            ("chunks", "+ gzip members and Arrow tables (a worker's whole share)"),
         ):
             result = _child(stage, files, db)
             per = result["cpu_s"] / result["count"] * 1e6
@@ -175,7 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         whole = run["cpu_s"] / run["count"] * 1e6
         rows.append(
             (
-                "+ archive and store (whole ingest)",
+                "+ dedup, archive files and DuckDB (whole ingest)",
                 f"{whole:,.0f} us/msmt (+{whole - previous:,.0f})",
             )
         )

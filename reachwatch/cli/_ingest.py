@@ -83,9 +83,10 @@ def reprocess(
     rows are those an in-process `ingest` stores."""
     if (workers is None) == (scheduler is None):
         raise ReachwatchError("give either --workers N (a local cluster) or --scheduler ADDRESS")
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from ..pipeline import ingest_on
+    from ..pipeline._dask import local_cluster
 
     with Store(db) as store:
         if scheduler is not None:
@@ -96,9 +97,12 @@ def reprocess(
             with client, _progress(paths, "reprocess") as progress:
                 report = ingest_on(client, list(paths), store, progress=progress)
         else:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)  # fmt: skip
-            with cluster, Client(cluster) as client, _progress(paths, "reprocess") as progress:
+            assert workers is not None  # one of the two, checked above
+            with (
+                local_cluster(workers) as cluster,
+                Client(cluster) as client,
+                _progress(paths, "reprocess") as progress,
+            ):
                 report = ingest_on(client, list(paths), store, progress=progress)
     _print_report(report)
 

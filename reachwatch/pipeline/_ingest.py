@@ -192,8 +192,9 @@ class _Job:
         if not fresh and not rejected:
             return [""] * len(uids)
 
+        everything = len(fresh) == table.num_rows  # the usual case: no copies to make
         chosen = pa.array(fresh, pa.int32())
-        kept = table.take(chosen)
+        kept = table if everything else table.take(chosen)
         starts = kept.column("measurement_start_time").to_pylist()
         countries = kept.column("probe_cc").to_pylist()
         tests = kept.column("test_name").to_pylist()
@@ -211,8 +212,10 @@ class _Job:
             .append_column("raw_index", pa.array([WHOLE] * n, pa.int32()))
             .append_column("ingest_id", pa.array([self.writer.run_id] * n, pa.string()))
         )
-        observations = chunk.observations.filter(pc.is_in(chunk.observations[_RECORD], chosen))
-        verdicts = chunk.verdicts.filter(pc.is_in(chunk.verdicts[_RECORD], chosen))
+        observations, verdicts = chunk.observations, chunk.verdicts
+        if not everything:
+            observations = observations.filter(pc.is_in(observations[_RECORD], chosen))
+            verdicts = verdicts.filter(pc.is_in(verdicts[_RECORD], chosen))
         self.store.write_batch(
             {
                 "measurements": measurements,
