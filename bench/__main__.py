@@ -1,10 +1,11 @@
-"""`python -m bench NAME [args]`: run one benchmark (ingest, lab, probe, events, serve)."""
+"""`python -m bench NAME [args]`: one benchmark (ingest, lab, probe, events, serve, oonidata,
+latency, fuzz)."""
 
 from __future__ import annotations
 
 import sys
 
-from . import events, ingest, lab, probe, serve
+from . import events, fuzz, ingest, lab, latency, oonidata, probe, serve
 
 BENCHMARKS = {
     "ingest": ingest.main,
@@ -12,6 +13,9 @@ BENCHMARKS = {
     "probe": probe.main,
     "events": events.main,
     "serve": serve.main,
+    "oonidata": oonidata.main,
+    "latency": latency.main,
+    "fuzz": fuzz.main,
 }
 
 

@@ -44,10 +44,10 @@ def write(db: Path, rows: list[Row]) -> None:
             )  # fmt: skip
             store.execute(
                 "INSERT INTO verdicts (measurement_uid, target, verdict, technique, reason, "
-                "test_name, probe_cc, probe_asn, measurement_start_time, via, run_id) "
-                "VALUES (?, ?, ?, ?, 'synthetic', ?, ?, ?, ?, ?, ?)",
+                "test_name, probe_cc, probe_asn, measurement_start_time, via, run_id, "
+                "probe_network_name) VALUES (?, ?, ?, ?, 'synthetic', ?, ?, ?, ?, ?, ?, ?)",
                 [row.uid, row.target, row.verdict, row.technique, row.target.split("/")[0],
-                 row.cc, row.asn, row.at, row.via, row.run_id],
+                 row.cc, row.asn, row.at, row.via, row.run_id, NETWORKS.get(row.asn)],
             )  # fmt: skip
 
 

@@ -75,15 +75,15 @@ class Card:
 def subject_targets(store: Store, subject: str, cc: str) -> tuple[list[str], list[str]]:
     """The measured targets an app key or a domain stands for in `cc`, and (for an app) its
     catalogue features nobody measured there."""
-    measured = targets_measured(store, cc)
     apps = default_catalogue().apps
     if subject in apps:
         features = [f"{subject}/{name}" for name in apps[subject].features]
+        measured = targets_measured(store, cc, containing=f"{subject}/")
         found = [t for t in measured if t.startswith(f"{subject}/")]
         return found, [f for f in features if f not in found]
     domain = subject.lower().strip(".")
     found = []
-    for target in measured:
+    for target in targets_measured(store, cc, containing=domain):
         host = (urlsplit(target).hostname or "") if "://" in target else ""
         if host == domain or host.endswith("." + domain):
             found.append(target)

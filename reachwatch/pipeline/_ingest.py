@@ -141,7 +141,7 @@ def _rows(
     via, run_id = (keys.x_via, keys.x_run) if isinstance(keys, Primitives) else (None, None)
     verdicts = [
         (pm.uid, v.target, v.verdict, v.technique, v.reason, v.probe_says, base.test_name,
-         base.probe_cc, pm.probe_asn, pm.start_time, via, run_id)
+         base.probe_cc, pm.probe_asn, pm.start_time, via, run_id, base.probe_network_name)
         for v in verdicts_of(pm, fps)
     ]  # fmt: skip
     measurement = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 MEASUREMENT_COLUMNS: dict[str, str] = {
     # unique by construction (the ingest checks before it writes), without an index: an index
@@ -63,6 +63,8 @@ VERDICT_COLUMNS: dict[str, str] = {
     "measurement_start_time": "TIMESTAMP NOT NULL",
     "via": "VARCHAR",  # the proxy or interface the measurement went through; NULL: direct
     "run_id": "VARCHAR",  # pairs a measurement through a tunnel with its direct twin
+    # the measurement's, repeated so that reading verdicts never joins the measurements
+    "probe_network_name": "VARCHAR",
 }
 
 QUARANTINE_COLUMNS: dict[str, str] = {
@@ -165,6 +167,12 @@ MIGRATIONS: dict[str, list[str]] = {
     "2": [create_table("claims")],
     # 3 -> 4: alerts (webhooks and what was sent to them)
     "3": [create_table("webhooks"), create_table("deliveries")],
+    # 4 -> 5: the network's name beside each verdict (answers read no other table)
+    "4": [
+        "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS probe_network_name VARCHAR",
+        "UPDATE verdicts SET probe_network_name = m.probe_network_name FROM measurements m "
+        "WHERE m.measurement_uid = verdicts.measurement_uid",
+    ],
 }
 """Per schema version, the statements that bring a store to the next one."""
 
