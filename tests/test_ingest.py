@@ -269,12 +269,19 @@ def test_a_schema_1_store_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) 
         before = _counts(store)
         store.execute("ALTER TABLE verdicts DROP COLUMN via")
         store.execute("ALTER TABLE verdicts DROP COLUMN run_id")
+        store.execute("ALTER TABLE verdicts DROP COLUMN probe_network_name")
         store.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match=r"schema version 1.*ingest` upgrades it"):
         Store(path, read_only=True)
     with Store(path) as store:
         assert _counts(store) == before
         columns = {row[0] for row in store.execute("DESCRIBE verdicts").fetchall()}
-        assert {"via", "run_id"} <= columns
+        assert {"via", "run_id", "probe_network_name"} <= columns
+        named = store.execute(
+            "SELECT count(*) FILTER (WHERE v.probe_network_name IS NOT DISTINCT FROM "
+            "m.probe_network_name), count(*), count(v.probe_network_name) "
+            "FROM verdicts v JOIN measurements m USING (measurement_uid)"
+        ).fetchone()
+        assert named is not None and named[0] == named[1] and named[2] > 0  # filled from there
         ingest([FASTPATH], store)  # and it works as a current store: all duplicates now
         assert _counts(store) == before
