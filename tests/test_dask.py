@@ -136,3 +136,31 @@ def test_reprocess_says_what_it_needs(tmp_path: Path) -> None:
     nowhere = reachwatch("reprocess", str(SAMPLES), "--db", str(tmp_path / "x.duckdb"),
                          "--scheduler", "tcp://127.0.0.1:9")  # fmt: skip
     assert nowhere.returncode != 0 and "cannot reach the scheduler" in nowhere.stderr
+
+
+def test_a_partition_too_large_for_one_task_goes_in_batches(
+    feed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read here and sent in batches of records: the same rows, each result a batch's size."""
+    from distributed import Client
+
+    from reachwatch.pipeline import _dask, ingest_on
+
+    local = tmp_path / "local.duckdb"
+    with Store(local) as store:
+        ingest([feed], store)
+    files = sorted(p for p in feed.rglob("*") if p.is_file())
+    sizes = sorted(sum(p.stat().st_size for p in part) for part in partitions(files))
+    monkeypatch.setattr(_dask, "PARTITION_BYTES", sizes[len(sizes) // 2])  # half are larger
+    monkeypatch.setattr(_dask, "BATCH_SIZE", 7)
+    tasks = list(_dask._tasks(partitions(files), None))
+    batches = [argument for function, argument, _ in tasks if function is _dask.analyse]
+    assert batches and max(map(len, batches)) == 7  # records, read here
+    assert any(function is _dask.analyse_partition for function, _, _ in tasks)  # small ones
+    spread = tmp_path / "spread.duckdb"
+    progressed: list[int] = []
+    with _dask.local_cluster(2) as cluster, Client(cluster) as client, Store(spread) as store:
+        report = ingest_on(client, [feed], store, progress=progressed.append)
+    assert report.reconciled
+    assert checksums(spread) == checksums(local)
+    assert sum(progressed) == sum(p.stat().st_size for p in feed.rglob("*") if p.is_file())

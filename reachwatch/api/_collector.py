@@ -2,7 +2,8 @@
 so OONI's probes and `reachwatch probe --collector` can send here. A submission is
 acknowledged only once the measurement is in the raw archive (synced to disk) and the store;
 what cannot be taken gets a 4xx with the reason and is not kept: too large (413), too many
-from one client in a minute (429), not JSON or not a measurement (400), an unknown report (404).
+from one client in a minute (429), not JSON or not a measurement (400), an unknown report (404);
+what cannot be stored now (a full disk) gets 503 with the reason, and is not acknowledged.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, HTTPException, Request
 
-from .._errors import InvalidMeasurement
+from .._errors import InvalidMeasurement, StoreError
 from ..archive import MAX_RECORD_BYTES, RawRecord
 from ..pipeline import Intake
 from ..store import Store
@@ -187,6 +188,9 @@ def collector_routes(
             raise HTTPException(
                 400, f"not a measurement reachwatch can store: {exc.reason}"
             ) from None
+        except StoreError as exc:  # not the probe's fault: it keeps the measurement, tries later
+            raise HTTPException(503, f"cannot store measurements now: {exc}",
+                                headers={"Retry-After": "60"}) from None  # fmt: skip
         return {"measurement_uid": uid}
 
     @router.post("/report/{report_id}/close")

@@ -9,17 +9,22 @@ those of an in-process `ingest` of the same files, whatever the number of worker
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..archive import measurement_files, read_records
 from ..store import Store
-from ._ingest import Analysed, IngestReport, Progress, analyse, write_all
+from ._ingest import BATCH_SIZE, Analysed, IngestReport, Progress, analyse, batched, write_all
 
 if TYPE_CHECKING:
-    from distributed import Client, LocalCluster
+    from distributed import Client, Future, LocalCluster
+
+_Task = tuple[Callable[[Any], Analysed], Any, int]  # function, its argument, bytes it covers
+PARTITION_BYTES = 64 << 20
+"""A partition whose files hold more is sent to the workers in batches of records."""
 
 _OONI_LAYOUT = re.compile(r"(?:^|/)raw/(\d{8})/\d{2}/([A-Z]{2})/")
 
@@ -67,27 +72,44 @@ def ingest_on(
 ) -> IngestReport:
     """Ingest `paths` with the cluster behind `client` analysing, a partition per task.
 
-    The workers read the files themselves (on a cluster, the paths must be where they can see
-    them). At most a few partitions more than there are workers are in flight, so this
-    process holds a bounded amount whatever the input size."""
+    The workers read the files of a partition themselves (on a cluster, the paths must be
+    where they can see them); a partition too large for one task (one huge file, say) is read
+    here and sent in batches instead, so no task's result outgrows a batch's. At most a few
+    tasks more than there are workers are in flight: this process holds a bounded amount
+    whatever the input size."""
     files = measurement_files(paths)
-    return write_all(_in_order(client, partitions(files), progress), store, files)
+    tasks = _tasks(partitions(files), progress)
+    return write_all(_in_order(client, tasks, progress), store, files)
+
+
+def _tasks(parts: list[list[Path]], progress: Progress | None) -> Iterator[_Task]:
+    """What to submit, in order: a partition's paths, or batches of its records."""
+    for files in parts:
+        size = sum(p.stat().st_size for p in files)
+        if size <= PARTITION_BYTES:
+            yield analyse_partition, [str(p) for p in files], size
+            continue
+        for path in files:
+            for batch in batched(read_records(path, on_bytes=progress), BATCH_SIZE):
+                yield analyse, batch, 0
 
 
 def _in_order(
-    client: Client, parts: list[list[Path]], progress: Progress | None
+    client: Client, tasks: Iterator[_Task], progress: Progress | None
 ) -> Iterator[Analysed]:
-    """Each partition's result in partition order, with a bounded window of tasks running."""
+    """Each task's result in submission order, with a bounded window of tasks running."""
     window = max(1, sum(client.nthreads().values())) + 2
-    futures = {}
-    submitted = 0
-    for index in range(len(parts)):
-        while submitted < len(parts) and submitted < index + window:
-            futures[submitted] = client.submit(
-                analyse_partition, [str(p) for p in parts[submitted]], pure=False
-            )
-            submitted += 1
-        chunk: Analysed = futures.pop(index).result()
-        if progress is not None:
-            progress(sum(p.stat().st_size for p in parts[index]))
-        yield chunk
+    running: deque[tuple[Future[Analysed], int]] = deque()
+    for function, argument, size in tasks:
+        running.append((client.submit(function, argument, pure=False), size))
+        while len(running) >= window or (running and running[0][0].done()):
+            yield _result(*running.popleft(), progress)
+    while running:
+        yield _result(*running.popleft(), progress)
+
+
+def _result(future: Future[Analysed], size: int, progress: Progress | None) -> Analysed:
+    chunk: Analysed = future.result()
+    if progress is not None and size:
+        progress(size)
+    return chunk

@@ -50,9 +50,13 @@ class Store:
             )
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
-        if not read_only:
-            self._create()
-        self._check_version()
+        try:
+            if not read_only:
+                self._create()
+            self._check_version()
+        except BaseException:  # a store that cannot be used must not stay open (and locked)
+            self.con.close()
+            raise
         self.archive_root = archive_root_for(self.path)
 
     def _create(self) -> None:
