@@ -272,7 +272,14 @@ def ingest(
     files = measurement_files(paths)
     fps = fingerprints or default_fingerprints()
     records = (r for path in files for r in read_records(path, on_bytes=progress))
-    return write_all((analyse(chunk, fps) for chunk in batched(records, batch_size)), store, files)
+    return write_all(_in_batches(records, batch_size, fps), store, files)
+
+
+def _in_batches(records: Iterator[RawRecord], size: int, fps: Fingerprints) -> Iterator[Analysed]:
+    """Each batch analysed as it is read: no list keeps its records, so their bytes are gone
+    (compressed into the result) before the result is written."""
+    while (chunk := analyse(islice(records, size), fps)).read:
+        yield chunk
 
 
 def batched(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
