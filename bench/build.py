@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gzip
 import random
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench" / "out"
 SAMPLES = ROOT / "samples" / "ooni"
 NETWORKS = [
     ("AZ", 28707),
@@ -86,3 +88,14 @@ def build(
         path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1))
         files.append(path)
     return files
+
+
+def cached(count: int, days: int = 1) -> list[Path]:
+    """The files of `count` measurements over `days`, built once into bench/out and reused, so
+    that every benchmark of that size reads the same bytes."""
+    data = OUT / f"measurements-{count}-{days}d-v2"
+    if not data.exists():
+        t = time.perf_counter()
+        build(data, count, days=days)
+        print(f"built {count:,} measurements in {time.perf_counter() - t:.1f}s -> {data}")
+    return sorted(data.glob("*.jsonl.gz"))

@@ -22,9 +22,9 @@ from pathlib import Path
 import orjson
 from isal import igzip
 
-from .build import build
+from reachwatch.pipeline import IngestReport
 
-OUT = Path(__file__).resolve().parent / "out"
+from .build import OUT, cached
 
 
 def _peak_rss_mb() -> float:
@@ -94,13 +94,16 @@ def phase_ingest(files: list[Path], db: Path) -> dict[str, float]:
     start, cpu0 = time.perf_counter(), _cpu()
     with Store(db) as store:
         report = ingest(files, store)
+    return {**_counts(report), **_usage(start, cpu0)}
+
+
+def _counts(report: IngestReport) -> dict[str, float]:
     return {
         "count": report.stored,
         "read": report.read,
         "quarantined": report.quarantined,
         "verdicts": report.verdicts,
         "observations": report.observations,
-        **_usage(start, cpu0),
     }
 
 
@@ -122,11 +125,7 @@ def phase_dask(files: list[Path], db: Path, workers: int) -> dict[str, float]:
         worker_cpu = sum(client.run(_cpu).values()) - before
         worker_rss = max(client.run(_peak_rss_mb).values())
     return {
-        "count": report.stored,
-        "read": report.read,
-        "quarantined": report.quarantined,
-        "verdicts": report.verdicts,
-        "observations": report.observations,
+        **_counts(report),
         "wall_s": here["wall_s"],
         "cpu_s": here["cpu_s"] + worker_cpu,
         "client_cpu_s": here["cpu_s"],
@@ -192,12 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(result))
         return
 
-    data = OUT / f"measurements-{args.count}-{args.days}d-v2"
-    if not data.exists():
-        t = time.perf_counter()
-        build(data, args.count, days=args.days)
-        print(f"built {args.count:,} measurements in {time.perf_counter() - t:.1f}s -> {data}")
-    files = sorted(data.glob("*.jsonl.gz"))
+    files = cached(args.count, args.days)
     db = args.db
     _remove(db)
     parse = _child("parse", files, db)

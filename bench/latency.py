@@ -25,7 +25,8 @@ from reachwatch.probe.catalogue import default_catalogue
 from reachwatch.store import Store
 from reachwatch.store._queries import VerdictFilter, aggregate_verdicts
 
-OUT = Path(__file__).resolve().parent / "out"
+from .build import OUT
+
 START = datetime(2023, 1, 1)
 SPAN_DAYS = 730
 COUNTRIES = 60

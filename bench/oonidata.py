@@ -16,12 +16,11 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 
-from .build import build
-from .ingest import OUT, _child, _remove
+from .build import OUT, cached
+from .ingest import _child, _remove
 
 OONIDATA = "oonidata==0.3.0"
 VENV = OUT / "oonidata-venv"
@@ -68,12 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     python = oonidata_python()
-    data = OUT / f"measurements-{args.count}-{args.days}d-v2"
-    if not data.exists():
-        t = time.perf_counter()
-        build(data, args.count, days=args.days)
-        print(f"built {args.count:,} measurements in {time.perf_counter() - t:.1f}s -> {data}")
-    files = sorted(data.glob("*.jsonl.gz"))
+    files = cached(args.count, args.days)
     _remove(args.db)
     parse = _child("parse", files, args.db)
     typed = _child("typed", files, args.db)
