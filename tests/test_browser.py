@@ -1,14 +1,20 @@
 """The explorer in a real browser: Playwright drives Debian's chromium (`./dev` installs both)
 against `reachwatch serve`. A user asks the home page, gets the answer page with its chart
 drawn, follows an evidence link to the raw measurement, and a measurement holding `<script>`
-shows it as text. On a phone-sized screen nothing overflows sideways. Screenshots go to
+shows it as text, as do the answer, country and measurement pages of test_hostile.py's
+measurements (HTML, SQL, control characters, NUL, bidi overrides, a 10 MB body) with no script
+run. On a phone-sized screen nothing overflows sideways. Screenshots go to
 `artifacts/screenshots/` (or $REACHWATCH_ARTIFACTS) for a person to look at."""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
-from collections.abc import Iterator
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +24,7 @@ from playwright.sync_api import Browser, Locator, Page, sync_playwright
 
 from .answers_history import series, write
 from .conftest import serving
+from .test_hostile import MARK, Hostile, submit_hostile
 from .test_web import SAMPLE, post
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -82,10 +89,10 @@ def painted(canvas: Locator, colour: str) -> int:
            return n; }""", colour))  # fmt: skip
 
 
-def shoot(page: Page, name: str) -> Path:
+def shoot(page: Page, name: str, full_page: bool = True) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 5_000  # a picture of a page, not an empty canvas
     return path
 
@@ -161,3 +168,56 @@ def test_phone_layout_does_not_overflow(server: str, page: Page, path: str) -> N
     assert font >= 16  # readable without zooming
     name = "phone-" + (path.strip("/").split("?")[0].replace("/", "-") or "home")
     shoot(page, name)
+
+
+@pytest.fixture(scope="module")
+def hostile(server: str) -> Hostile:
+    """test_hostile.py's measurements (HTML, SQL, control characters, NUL, bidi overrides in
+    every text, one with a 10 MB body), submitted once to this module's server."""
+    return submit_hostile(server)
+
+
+SHOWN = MARK.split("\x00")[0]  # what stays one run of text (the HTML parser replaces a NUL)
+HOSTILE_PAGES: dict[str, Callable[[Hostile], str]] = {
+    "answer-web": lambda h: "/answer?subject=hostile.example&cc=ID&at=2025-05-28",
+    "answer-app": lambda h: "/answer?subject=whatsapp&cc=IE&at=2022-12-03",
+    "country-ID": lambda h: "/country/ID",
+    "country-IE": lambda h: "/country/IE",
+    "measurement-web": lambda h: f"/measurement/{urllib.parse.quote(h.web, safe='')}",
+    "measurement-app": lambda h: f"/measurement/{h.app}",
+    "measurement-big": lambda h: f"/measurement/{h.big}",
+}
+SCRIPTS = {"/static/uPlot.iife.min.js", "application/json timeline", "inline chart"}
+"""The only scripts a page may hold: the chart library, the charts' data, the charts."""
+
+
+@pytest.mark.parametrize("name", HOSTILE_PAGES)
+def test_hostile_strings_are_inert_text(
+    server: str, page: Page, hostile: Hostile, name: str
+) -> None:
+    """Each page shows the strings as text: its title is the one the server sent, it holds no
+    element nor script the strings would make, and no script fails or opens a dialog (the
+    `page` fixture fails the test on either). The 10 MB body's page loads at once (cut)."""
+    started = time.monotonic()
+    response = page.goto(server + HOSTILE_PAGES[name](hostile))
+    page.wait_for_load_state("networkidle")
+    assert response is not None and response.status == 200
+    assert time.monotonic() - started < 15
+    sent = re.search(r"<title>(.*?)</title>", response.text(), re.S)
+    assert sent is not None
+    assert page.title() == re.sub(r"[\t\n\f\r ]+", " ", html.unescape(sent.group(1))).strip()
+    assert "pwned" not in page.title()
+    assert page.locator("img, iframe, object, embed, [onerror], [onload]").count() == 0
+    scripts = page.evaluate("""[...document.scripts].map(s => s.getAttribute("src")
+        || (s.type ? `${s.type} ${s.className}` : s.text.includes("a chart per feature")
+        && "inline chart" || s.text.slice(0, 80)))""")  # fmt: skip
+    assert set(scripts) <= SCRIPTS
+    if name.startswith("measurement"):
+        raw = page.inner_text("#raw")
+        assert orjson.dumps(SHOWN)[1:-1].decode() in raw  # JSON text, shown as it is
+        assert ("[cut: " in raw) == (name == "measurement-big")
+    else:
+        assert SHOWN in page.inner_text("main")
+    if name == "answer-web":  # the chart of a target named by the hostile URL is drawn
+        assert page.locator("div.chart[data-drawn=yes] canvas").count() == 1
+    shoot(page, f"hostile-{name}", full_page=name != "measurement-big")

@@ -138,6 +138,12 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     )
     cases["wrong types"] = (wrong_types, "Expected `int | null`, got `str`")
 
+    port = tmp_path / "port.jsonl"  # a port no column holds: it failed the whole batch's write
+    port.write_bytes(
+        dumps(measurement("whatsapp", {"tcp_connect": [{"ip": "1.2.3.4", "port": 2**40}]})) + b"\n"
+    )
+    cases["number out of range"] = (port, "Expected `int` <= 65535")
+
     missing = tmp_path / "missing.jsonl"
     m = measurement("tor", None)
     del m["measurement_start_time"]
@@ -169,6 +175,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
         "invalid JSON",
         "invalid UTF-8",
         "wrong types",
+        "number out of range",
         "missing keys",
         "50 MB body",
         "JSON bomb",

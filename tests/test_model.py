@@ -157,8 +157,31 @@ def test_probe_asn_is_numeric_and_defaults_follow_ooni() -> None:
         ),
         (dumps(measurement("tor", None, probe_asn="ASX")), "is not an AS number"),
         (dumps(measurement("tor", None, measurement_start_time="yesterday")), "is not a time"),
+        # found by bench/fuzz.py: valid ISO times that fall outside year 1-9999 in UTC
+        (
+            dumps(measurement("tor", None, measurement_start_time="0001-01-01T00:00:00+01:00")),
+            "out of range in UTC",
+        ),
+        (
+            dumps(measurement("tor", None, measurement_start_time="9999-12-31T23:59:59-01:00")),
+            "out of range in UTC",
+        ),
         (dumps(measurement("tor", None, probe_cc="azerbaijan")), "two-letter country code"),
         (dumps(measurement("whatsapp", {"tcp_connect": "nope"})), "test_keys of whatsapp"),
+        # numbers out of what the store's columns hold: they failed the write of the whole
+        # batch (and a 400-digit bootstrap_time, found by bench/fuzz.py, broke its verdict)
+        (
+            dumps(measurement("whatsapp", {"tcp_connect": [{"ip": "1.2.3.4", "port": 2**40}]})),
+            "Expected `int` <= 65535 - at `$.test_keys.tcp_connect[0].port`",
+        ),
+        (
+            dumps(measurement("web_connectivity", {"requests": [{"response": {"code": 2**40}}]})),
+            "Expected `int` <= 2147483647 - at `$.test_keys.requests[0].response.code`",
+        ),
+        (
+            dumps(measurement("torsf", {"bootstrap_time": "X"})).replace(b'"X"', b"1" + b"0" * 400),
+            "Number out of range - at `$.test_keys.bootstrap_time`",
+        ),
         (BOMB, "nesting too deep"),
     ],
 )

@@ -85,7 +85,10 @@ def _filter(
         raise HTTPException(422, f"verdict: {verdict!r} is not ok, blocked, down or error")
     until_day = _day(until, "until")
     if until is not None and len(until) == 10 and until_day is not None:
-        until_day += timedelta(days=1)  # a day given as `until` is included whole, as OONI's
+        try:
+            until_day += timedelta(days=1)  # a day given as `until` is included whole, as OONI's
+        except OverflowError:  # 9999-12-31: its whole day is all the time there is
+            until_day = None
     return VerdictFilter(cc=probe_cc, asn=asn, test=test_name, target=target,
                          since=_day(since, "since"), until=until_day, verdict=verdict,
                          technique=technique)  # fmt: skip

@@ -137,7 +137,12 @@ def _parse_time(value: str) -> datetime:
             f"measurement_start_time {value[:40]!r} is not a time like '2024-05-01 12:00:00'"
         ) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise InvalidMeasurement(
+                f"measurement_start_time {value[:40]!r} is out of range in UTC"
+            ) from None
     return parsed
 
 

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Annotated
 
 import msgspec
 
-Number = int | float
+Number = float
+"""Times and ratios; a JSON integer is read as a float. Like the ports and codes below, what
+the store's columns (DOUBLE, INTEGER) cannot hold is refused here, with the key that holds it,
+instead of failing the write of every measurement ingested with it."""
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 
 
 class BinaryData(msgspec.Struct, kw_only=True, gc=False):
@@ -84,7 +90,7 @@ class TCPStatus(msgspec.Struct, kw_only=True, gc=False):
 
 class TCPConnect(msgspec.Struct, kw_only=True, gc=False):
     ip: str | None = None
-    port: int | None = None
+    port: Port | None = None
     status: TCPStatus | None = None
     t0: Number | None = None
     t: Number | None = None
@@ -117,7 +123,7 @@ class HTTPRequest(msgspec.Struct, kw_only=True, gc=False):
 
 
 class HTTPResponse(msgspec.Struct, kw_only=True, gc=False):
-    code: int | None = None
+    code: Int32 | None = None
     headers: HeaderMap | None = None
     # the same headers as pairs (repeated names kept): decoded only if `headers` is missing
     headers_list: msgspec.Raw = msgspec.Raw(b"null")

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..archive import RawLocation, read_raw
@@ -30,6 +30,10 @@ from ..store import status as status_query
 from ..store._queries import VerdictFilter, aggregate_verdicts, search_verdicts
 
 STATIC = Path(__file__).parent / "static"
+SHOWN_LINE = 64 * 1024
+SHOWN_TEXT = 2 * 1024 * 1024
+"""How much of a raw measurement its page shows, per line and in all: a browser takes minutes
+to lay out a 10 MB body (`?format=json` gives the measurement whole)."""
 _pages = Environment(loader=PackageLoader("reachwatch.web", "templates"),
                      autoescape=select_autoescape(["html"]))  # fmt: skip
 
@@ -55,6 +59,19 @@ def csv_response(rows: list[dict[str, Any]], name: str) -> PlainTextResponse:
         writer.writerows(rows)
     return PlainTextResponse(out.getvalue(), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{name}.csv"'})  # fmt: skip
+
+
+def _shown(text: str) -> str:
+    """`text` cut to what a browser lays out at once: each line to SHOWN_LINE characters, the
+    whole to SHOWN_TEXT, each cut saying how much it left out."""
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if len(line) > SHOWN_LINE:
+            lines[i] = f"{line[:SHOWN_LINE]} [cut: {len(line) - SHOWN_LINE:,} more characters]"
+    shown = "\n".join(lines)
+    if len(shown) > SHOWN_TEXT:
+        shown = f"{shown[:SHOWN_TEXT]}\n[cut: {len(shown) - SHOWN_TEXT:,} more characters]"
+    return shown
 
 
 def _page(name: str, **context: Any) -> HTMLResponse:
@@ -116,7 +133,7 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
         return _page("country.html", cc=cc.upper(), rows=rows)
 
     @router.get("/measurement/{uid}", response_model=None)
-    def measurement(uid: str, format: str = "html") -> HTMLResponse | PlainTextResponse:
+    def measurement(uid: str, format: str = "html") -> Response:
         with use() as store:
             rows, total = search_verdicts(store, VerdictFilter(uid=uid), limit=1000)
             where = store.execute(
@@ -132,9 +149,12 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
             raise HTTPException(404, f"no measurement {uid!r}")
         if format == "csv":
             return csv_response(rows, uid)
+        if format == "json" and raw:  # a download: as received, whole
+            return Response(raw, media_type="application/json", headers={
+                "Content-Disposition": 'attachment; filename="measurement.json"'})  # fmt: skip
         pretty = "(the raw measurement is not in the archive)"
         if raw:
-            pretty = orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode()
+            pretty = _shown(orjson.dumps(orjson.loads(raw), option=orjson.OPT_INDENT_2).decode())
         return _page("measurement.html", uid=uid, rows=rows, raw=pretty)
 
     return router
