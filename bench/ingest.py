@@ -89,10 +89,10 @@ def phase_stage(files: list[Path], stage: str) -> dict[str, float]:
 
 def phase_ingest(files: list[Path], db: Path) -> dict[str, float]:
     from reachwatch.pipeline import ingest
-    from reachwatch.store import Store
+    from reachwatch.store import INGEST_MEMORY_LIMIT, Store
 
     start, cpu0 = time.perf_counter(), _cpu()
-    with Store(db) as store:
+    with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:  # as `reachwatch ingest`
         report = ingest(files, store)
     return {**_counts(report), **_usage(start, cpu0)}
 
@@ -114,12 +114,12 @@ def phase_dask(files: list[Path], db: Path, workers: int) -> dict[str, float]:
 
     from reachwatch.pipeline import ingest_on
     from reachwatch.pipeline._dask import local_cluster
-    from reachwatch.store import Store
+    from reachwatch.store import INGEST_MEMORY_LIMIT, Store
 
     with local_cluster(workers) as cluster, Client(cluster) as client:
         before = sum(client.run(_cpu).values())
         start, cpu0 = time.perf_counter(), _cpu()
-        with Store(db) as store:
+        with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:
             report = ingest_on(client, list(files), store)
         here = _usage(start, cpu0)
         worker_cpu = sum(client.run(_cpu).values()) - before

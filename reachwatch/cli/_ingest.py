@@ -16,7 +16,7 @@ from .. import ReachwatchError
 from ..archive import measurement_files
 from ..pipeline import IngestReport
 from ..pipeline import ingest as run_ingest
-from ..store import DEFAULT_DB, Store, export_parquet
+from ..store import DEFAULT_DB, INGEST_MEMORY_LIMIT, Store, export_parquet
 from ._common import DbOption, console, errors
 
 PathsArgument = Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz files or folders.")]
@@ -60,7 +60,10 @@ def _print_report(report: IngestReport) -> None:
 
 def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB)) -> None:
     """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
-    with Store(db) as store, _progress(paths, "ingest") as progress:
+    with (
+        Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store,
+        _progress(paths, "ingest") as progress,
+    ):
         report = run_ingest(paths, store, progress=progress)
     _print_report(report)
 
@@ -88,7 +91,7 @@ def reprocess(
     from ..pipeline import ingest_on
     from ..pipeline._dask import local_cluster
 
-    with Store(db) as store:
+    with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:
         if scheduler is not None:
             try:
                 client = Client(scheduler, timeout=5)

@@ -3,11 +3,19 @@
 from ._claims import ClaimsAdded, add_claims, claim_rows, measured_targets
 from ._export import export_parquet
 from ._queries import StatusRow, status, verdict_rows
-from ._store import DB_ENV, DEFAULT_DB, Store, archive_root_for, default_db_path
+from ._store import (
+    DB_ENV,
+    DEFAULT_DB,
+    INGEST_MEMORY_LIMIT,
+    Store,
+    archive_root_for,
+    default_db_path,
+)
 
 __all__ = [
     "DB_ENV",
     "DEFAULT_DB",
+    "INGEST_MEMORY_LIMIT",
     "ClaimsAdded",
     "StatusRow",
     "Store",
