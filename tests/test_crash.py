@@ -56,7 +56,7 @@ CONTENT = {
     "measurements": "* EXCLUDE (raw_path, raw_offset, raw_index, ingest_id)",
     "observations": "*",
     "verdicts": "*",
-    "quarantine": "* EXCLUDE (ingest_id, quarantined_at)",
+    "quarantine": "* EXCLUDE (ingest_id, quarantined_at, raw_path, raw_offset)",
 }
 # which rows of each table belong to the records `?` names (source:locator)
 OF_RECORDS = {

@@ -26,7 +26,7 @@ from .conftest import reachwatch
 SAMPLES = Path(__file__).parent.parent / "samples"
 PER_RUN = {  # columns that name the run or where its bytes went, not what was measured
     "measurements": {"raw_path", "raw_offset", "raw_index", "ingest_id"},
-    "quarantine": {"ingest_id", "quarantined_at"},
+    "quarantine": {"ingest_id", "quarantined_at", "raw_path", "raw_offset"},
 }
 COMPARED = ("measurements", "observations", "verdicts", "quarantine")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 import uuid
 from pathlib import Path
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 
 from reachwatch import StoreError
 from reachwatch.archive import RawLocation, read_raw
-from reachwatch.pipeline import ingest
+from reachwatch.pipeline import ingest, quarantined
+from reachwatch.pipeline._ingest import QUARANTINE_INLINE
 from reachwatch.store import Store
 
 from .conftest import FASTPATH, GENERATED, dumps, measurement, sample
@@ -292,3 +294,24 @@ def test_a_schema_1_store_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) 
         assert named is not None and named[0] == named[1] and named[2] > 0  # filled from there
         ingest([FASTPATH], store)  # and it works as a current store: all duplicates now
         assert _counts(store) == before
+
+
+def test_a_large_quarantined_record_is_kept_whole_in_the_archive(
+    tmp_path: Path, store: Store
+) -> None:
+    """Its row keeps the head: DuckDB must hold large values in memory to checkpoint, and a
+    store that cannot checkpoint cannot be written any more."""
+    big = b'{"test_name": "tor", "pad": "' + b"x" * (3 << 20) + b'"}'
+    small = b'{"not": "a measurement"}'
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(big + b"\n" + small + b"\n")
+    report = ingest([path], store)
+    assert (report.read, report.quarantined) == (2, 2)
+    rows = dict(store.execute("SELECT size, octet_length(raw) FROM quarantine").fetchall())
+    assert rows == {len(big): QUARANTINE_INLINE, len(small): len(small)}
+    assert quarantined(store, hashlib.sha256(big).hexdigest()) == big
+    assert quarantined(store, hashlib.sha256(small).hexdigest()) == small
+    assert quarantined(store, "0" * 64) is None
+    again = ingest([path], store)  # known: not kept twice
+    assert again.quarantined == 2
+    assert store.execute("SELECT count(*) FROM quarantine").fetchone() == (2,)

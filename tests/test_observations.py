@@ -47,3 +47,14 @@ def test_stun_exchange_is_one_udp_row() -> None:
     rows = observations_of(parse_measurement(dumps(measurement("stunreachability", keys))))
     (udp,) = [r for r in rows if r.kind == "udp"]
     assert (udp.ip, udp.port, udp.failure) == ("74.125.250.129", 19302, "generic_timeout_error")
+
+
+def test_an_address_whose_port_is_no_port_keeps_it_as_written() -> None:
+    """A 32-bit port column cannot hold 99999999999: the row must still be storable."""
+    from reachwatch.pipeline._observations import split_address
+
+    assert split_address("1.2.3.4:443") == ("1.2.3.4", 443)
+    assert split_address("[::1]:8443") == ("::1", 8443)
+    assert split_address("1.2.3.4:99999999999") == ("1.2.3.4:99999999999", None)
+    assert split_address("1.2.3.4:65536") == ("1.2.3.4:65536", None)
+    assert split_address("example.org") == ("example.org", None)

@@ -69,6 +69,10 @@ class ArchiveWriter:
         if path is None:
             path = partition_path(start_time, probe_cc, test_name, self.run_id)
             self._paths[(hour, probe_cc, test_name)] = path
+        return self.add_to(path, member)
+
+    def add_to(self, path: str, member: bytes) -> tuple[str, int]:
+        """Queue a gzip member for the file `path` (relative to the root), as `add` does."""
         at = self._sizes.get(path, 0)
         self._pending.setdefault(path, []).append(member)
         self._sizes[path] = at + len(member)

@@ -26,9 +26,11 @@ from .._errors import InvalidMeasurement
 from ..archive import (
     WHOLE,
     ArchiveWriter,
+    RawLocation,
     RawRecord,
     gzip_member,
     measurement_files,
+    read_raw,
     read_records,
 )
 from ..model import Primitives, parse_measurement
@@ -45,7 +47,11 @@ from .fingerprints import Fingerprints, default_fingerprints
 from .verdicts import verdicts_of
 
 BATCH_SIZE = 2000
-QUARANTINE_KEEP = 64 * 1024 * 1024
+QUARANTINE_INLINE = 64 * 1024
+"""A quarantined record up to this size is kept in its row; a larger one (the reader keeps up
+to 64 MiB of a record) goes to the archive and its row keeps this much of its head: large
+values in DuckDB must fit its memory whenever it checkpoints, and a store that cannot
+checkpoint can no longer be written."""
 
 
 @dataclass
@@ -198,6 +204,7 @@ class _Job:
         starts = kept.column("measurement_start_time").to_pylist()
         countries = kept.column("probe_cc").to_pylist()
         tests = kept.column("test_name").to_pylist()
+        held = self._quarantine_rows(rejected)  # the large ones join this flush
         placed = [self.writer.add(*where) for where in zip(starts, countries, tests,
                                                               kept.column(_MEMBER).to_pylist(),
                                                               strict=True)]  # fmt: skip
@@ -216,12 +223,14 @@ class _Job:
         if not everything:
             observations = observations.filter(pc.is_in(observations[_RECORD], chosen))
             verdicts = verdicts.filter(pc.is_in(verdicts[_RECORD], chosen))
+        held_rows = [(*row, path, None if path is None else bases[path] + at)
+                     for row, (path, at) in held]  # fmt: skip
         self.store.write_batch(
             {
                 "measurements": measurements,
                 "observations": observations.drop_columns([_RECORD]),
                 "verdicts": verdicts.drop_columns([_RECORD]),
-                "quarantine": self._quarantine_table(rejected),
+                "quarantine": _table(QUARANTINE_COLUMNS, held_rows),
             }
         )
         report.stored += n
@@ -230,7 +239,11 @@ class _Job:
         stored = set(fresh)
         return [uid if row in stored else "" for row, uid in enumerate(uids)]
 
-    def _quarantine_table(self, rejected: list[tuple[RawRecord, str]]) -> pa.Table:
+    def _quarantine_rows(
+        self, rejected: list[tuple[RawRecord, str]]
+    ) -> list[tuple[tuple[Any, ...], tuple[str | None, int]]]:
+        """Rows for the records not yet in quarantine, each with where in this flush its whole
+        bytes go when they are too large for the row (else None)."""
         now = datetime.now(UTC).replace(tzinfo=None)
         by_digest: dict[str, tuple[RawRecord, str]] = {}
         for record, reason in rejected:
@@ -240,20 +253,28 @@ class _Job:
             by_digest.setdefault(digest, (record, reason))
         for digest in self.store.known_quarantine(list(by_digest)):
             del by_digest[digest]
-        rows = [
-            (
-                digest,
-                reason,
-                record.source,
-                record.locator,
-                len(record.data),
-                record.data[:QUARANTINE_KEEP],
-                self.writer.run_id,
-                now,
-            )
-            for digest, (record, reason) in by_digest.items()
-        ]
-        return _table(QUARANTINE_COLUMNS, rows)
+        rows = []
+        for digest, (record, reason) in by_digest.items():
+            data = record.data
+            kept: tuple[str | None, int] = (None, 0)
+            if len(data) > QUARANTINE_INLINE:
+                kept = self.writer.add_to(f"quarantine/{self.writer.run_id}.jsonl.gz",
+                                          gzip_member(data))  # fmt: skip
+            row = (digest, reason, record.source, record.locator, len(data),
+                   data[:QUARANTINE_INLINE], self.writer.run_id, now)  # fmt: skip
+            rows.append((row, kept))
+        return rows
+
+
+def quarantined(store: Store, digest: str) -> bytes | None:
+    """The bytes kept of a quarantined record (all of them, wherever they are), or None."""
+    row = store.execute(
+        "SELECT raw, raw_path, raw_offset FROM quarantine WHERE sha256 = ?", [digest]
+    ).fetchone()
+    if row is None:
+        return None
+    raw, path, offset = row
+    return raw if path is None else read_raw(store.archive_root, RawLocation(path, offset, WHOLE))
 
 
 Progress = Callable[[int], None]

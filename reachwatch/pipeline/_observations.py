@@ -66,11 +66,12 @@ def observations_of(pm: ParsedMeasurement) -> list[Observation]:
 
 
 def split_address(address: str | None) -> tuple[str | None, int | None]:
-    """'1.2.3.4:443' or '[::1]:443' -> (ip, port)."""
+    """'1.2.3.4:443' or '[::1]:443' -> (ip, port); what is not a port (99999999999, say, from
+    a broken or hostile probe) is no port, kept as written in the address."""
     if not address:
         return None, None
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not port.isdigit() or len(port) > 5 or int(port) > 65535:
         return address, None
     return host.strip("[]"), int(port)
 

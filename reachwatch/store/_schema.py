@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 
 MEASUREMENT_COLUMNS: dict[str, str] = {
     # unique by construction (the ingest checks before it writes), without an index: an index
@@ -73,9 +73,11 @@ QUARANTINE_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",
     "locator": "VARCHAR",
     "size": "BIGINT NOT NULL",
-    "raw": "BLOB NOT NULL",
+    "raw": "BLOB NOT NULL",  # all of it, or its head when the rest is in the archive
     "ingest_id": "VARCHAR NOT NULL",
     "quarantined_at": "TIMESTAMP NOT NULL",
+    "raw_path": "VARCHAR",  # the archive file holding all of it (a gzip member), if too large
+    "raw_offset": "BIGINT",
 }
 
 INGEST_COLUMNS: dict[str, str] = {
@@ -172,6 +174,11 @@ MIGRATIONS: dict[str, list[str]] = {
         "ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS probe_network_name VARCHAR",
         "UPDATE verdicts SET probe_network_name = m.probe_network_name FROM measurements m "
         "WHERE m.measurement_uid = verdicts.measurement_uid",
+    ],
+    # 5 -> 6: large quarantined records kept in the archive, not in DuckDB
+    "5": [
+        "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS raw_path VARCHAR",
+        "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS raw_offset BIGINT",
     ],
 }
 """Per schema version, the statements that bring a store to the next one."""
