@@ -18,13 +18,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 from isal import igzip
 
-from reachwatch.pipeline import IngestReport
-
 from .build import OUT, cached
+
+if TYPE_CHECKING:  # the parse-only child imports none of reachwatch: its RSS is orjson's alone
+    from reachwatch.pipeline import IngestReport
 
 
 def _peak_rss_mb() -> float:
