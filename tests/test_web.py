@@ -4,7 +4,10 @@ as text. (Browser tests with Playwright and chromium come with the rest of the e
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,7 +17,7 @@ import orjson
 import pytest
 
 from .answers_history import series, write
-from .conftest import serving
+from .conftest import reachwatch, serving
 
 T0 = datetime(2017, 4, 17)
 BLOCK = (datetime(2017, 5, 8), datetime(2017, 5, 22))
@@ -28,6 +31,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     write(
         db, series(29049, "skype/calls", T0, 42, 2, BLOCK) + series(31721, "skype/calls", T0, 42, 2)
     )
+    claims = Path(__file__).parent.parent / "reachwatch" / "answers" / "data"
+    assert reachwatch("claims", "add", str(claims / "article-skype-az.yaml"), "--db", str(db))
     with serving(db) as base:
         yield base
 
@@ -73,6 +78,21 @@ def test_the_answer_page_has_the_card_the_timeline_and_the_evidence(server: str)
 def test_every_table_downloads_as_csv(server: str) -> None:
     card, kind = page(f"{server}/answer?subject=skype&cc=AZ&at=2017-05-15&format=csv")
     assert kind.startswith("text/csv") and card.splitlines()[0].startswith("target,asn,network")
+    html, _ = page(f"{server}/answer?subject=skype&cc=AZ&at=2017-05-15")
+    links = re.findall(r'<a class="csv" href="\?([^"]+)">CSV</a>', html)
+    headers = {}
+    for link in links:
+        query = link.replace("&amp;", "&")
+        rows = list(csv.DictReader(io.StringIO(page(f"{server}/answer?{query}")[0])))
+        assert rows, query
+        headers[query.rsplit("table=", 1)[1]] = set(rows[0])
+    assert set(headers) == {"features", "networks", "episodes", "claims"}
+    assert {"target", "status", "since", "technique"} <= headers["features"]
+    assert {"target", "network", "status", "measurements"} <= headers["networks"]
+    assert {"target", "start", "end", "networks", "technique"} <= headers["episodes"]
+    assert {"id", "says", "check_outcome", "check_reason", "conflicts"} <= headers["claims"]
+    with pytest.raises(urllib.error.HTTPError, match="422"):
+        page(f"{server}/answer?subject=skype&cc=AZ&format=csv&table=nope")
     country, _ = page(f"{server}/country/AZ?format=csv")
     assert country.splitlines()[0].startswith("target,probe_cc,probe_asn,network_name,verdict")
     html, _ = page(f"{server}/country/AZ")
@@ -94,3 +114,16 @@ def test_a_hostile_body_is_shown_as_text(server: str) -> None:
     assert "<script>document" not in html and "<img src=x" not in html
     assert "&lt;script&gt;document.title" in html or "\\u003cscript" in html
     assert "<script>alert(2)" not in html
+
+
+def test_a_csv_has_every_rows_columns_and_a_cell_each() -> None:
+    from reachwatch.web import _flat, csv_response
+
+    rows = [{"a": 1, "tunnels": {}}, {"a": 2, "tunnels": {"restored": 3}, "ids": ["x", "y"],
+                                      "conflicts": [{"with": "b"}]}]  # fmt: skip
+    reply = csv_response([_flat(r) for r in rows], "t")
+    parsed = list(csv.DictReader(io.StringIO(bytes(reply.body).decode())))
+    assert list(parsed[0]) == ["a", "tunnels_restored", "ids", "conflicts"]
+    assert parsed[0] == {"a": "1", "tunnels_restored": "", "ids": "", "conflicts": ""}
+    assert parsed[1] == {"a": "2", "tunnels_restored": "3", "ids": "x y",
+                         "conflicts": '[{"with":"b"}]'}  # fmt: skip

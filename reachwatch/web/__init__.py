@@ -54,7 +54,8 @@ def csv_response(rows: list[dict[str, Any]], name: str) -> PlainTextResponse:
     """A table as a CSV download (the pages' and the API's)."""
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # every row's, in order
+        writer = csv.DictWriter(out, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
     return PlainTextResponse(out.getvalue(), media_type="text/csv", headers={
@@ -74,6 +75,33 @@ def _shown(text: str) -> str:
     return shown
 
 
+ANSWER_TABLES: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {
+    "networks": lambda card: [{"target": f["target"], **n} for f in card["features"]
+                              for n in f["networks"]],
+    "features": lambda card: [{k: v for k, v in f.items() if k != "networks"}
+                              for f in card["features"]],
+    "episodes": lambda card: card["episodes"],
+    "claims": lambda card: card["claims"],
+}  # fmt: skip
+"""Each table of the answer page, as the rows of its CSV download."""
+
+
+def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A row for a CSV cell each: lists joined with spaces, nested objects as their own
+    columns (`check_outcome`, `tunnels_restored`), lists of objects as JSON."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{name}_"))
+        elif isinstance(value, list | tuple):
+            plain = all(not isinstance(v, dict | list | tuple) for v in value)
+            out[name] = " ".join(map(str, value)) if plain else orjson.dumps(value).decode()
+        else:
+            out[name] = value
+    return out
+
+
 def _page(name: str, **context: Any) -> HTMLResponse:
     return HTMLResponse(_pages.get_template(name).render(**context))
 
@@ -89,8 +117,9 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
 
     @router.get("/answer", response_model=None)
     def answer_page(
-        subject: str, cc: str, at: str | None = None, format: str = "html"
-    ) -> HTMLResponse | PlainTextResponse:
+        subject: str, cc: str, at: str | None = None, format: str = "html",
+        table: str = "networks",
+    ) -> HTMLResponse | PlainTextResponse:  # fmt: skip
         from ..answers.card import answer, card_record
         from ..probe.catalogue import default_catalogue
 
@@ -116,10 +145,10 @@ def web_routes(use: Callable[[], AbstractContextManager[Store]]) -> APIRouter:
             }  # fmt: skip
         record = card_record(card)
         if format == "csv":
-            return csv_response([{"target": f["target"], **{k: v for k, v in n.items()
-                          if k != "measurements"}, "measurements": " ".join(n["measurements"])}
-                         for f in record["features"] for n in f["networks"]],
-                        f"{subject}-{cc}")  # fmt: skip
+            if table not in ANSWER_TABLES:
+                raise HTTPException(422, f"table {table!r}: one of {', '.join(ANSWER_TABLES)}")
+            rows = ANSWER_TABLES[table](record)
+            return csv_response([_flat(row) for row in rows], f"{subject}-{cc}-{table}")
         return _page("answer.html", card=record, timelines=timelines, at=at or "")
 
     @router.get("/country/{cc}", response_model=None)
