@@ -131,11 +131,58 @@ def test_parquet_export_reads_back_the_same_tables(feed: Path, tmp_path: Path) -
 
 
 def test_reprocess_says_what_it_needs(tmp_path: Path) -> None:
-    neither = reachwatch("reprocess", str(SAMPLES), "--db", str(tmp_path / "x.duckdb"))
-    assert neither.returncode != 0 and "--workers N" in neither.stderr
+    both = reachwatch("reprocess", str(SAMPLES), "--db", str(tmp_path / "x.duckdb"),
+                      "--workers", "2", "--scheduler", "tcp://127.0.0.1:9")  # fmt: skip
+    assert both.returncode != 0 and "not both" in both.stderr
     nowhere = reachwatch("reprocess", str(SAMPLES), "--db", str(tmp_path / "x.duckdb"),
                          "--scheduler", "tcp://127.0.0.1:9")  # fmt: skip
     assert nowhere.returncode != 0 and "cannot reach the scheduler" in nowhere.stderr
+
+
+def test_stored_measurements_are_analysed_again_from_the_archive(
+    feed: Path, tmp_path: Path
+) -> None:
+    """After the pipeline changed, `reprocess` with no paths derives observations and verdicts
+    again from the raw archive, here and on Dask; what it cannot read keeps its rows."""
+    db = tmp_path / "again.duckdb"
+    with Store(db) as store:
+        ingest([feed, SAMPLES], store)
+    expected = checksums(db)
+
+    def tamper() -> int:
+        """What an older pipeline might have said: some verdicts otherwise, observations gone;
+        returns how many verdicts it changed."""
+        with Store(db) as store:
+            updated = store.execute(
+                "UPDATE verdicts SET verdict = 'blocked', technique = 'dns.old' WHERE "
+                "measurement_uid IN (SELECT measurement_uid FROM verdicts WHERE verdict = 'ok' "
+                "ORDER BY measurement_uid LIMIT 40)"
+            ).fetchone()
+            store.execute("DELETE FROM observations WHERE idx = 0")
+        assert updated is not None and updated[0] >= 40 and checksums(db) != expected
+        return int(updated[0])
+
+    changed = tamper()
+    here = reachwatch("reprocess", "--db", str(db))
+    assert here.returncode == 0, here.stderr
+    assert f"{changed} verdicts changed" in here.stdout
+    assert checksums(db) == expected
+    tamper()
+    spread = reachwatch("reprocess", "--db", str(db), "--workers", "2")
+    assert spread.returncode == 0, spread.stderr
+    assert f"{changed} verdicts changed" in spread.stdout
+    assert checksums(db) == expected
+    assert "0 verdicts changed" in reachwatch("reprocess", "--db", str(db), "--cc", "AZ").stdout
+
+    with Store(db) as store:  # an archive file lost: its measurements keep the rows they had
+        lost, count = store.execute("SELECT raw_path, count(*) FROM measurements GROUP BY ALL "
+                                    "ORDER BY 2 DESC, 1 LIMIT 1").fetchone() or ("", 0)  # fmt: skip
+        (store.archive_root / lost).unlink()
+    tamper()
+    partly = reachwatch("reprocess", "--db", str(db))
+    assert partly.returncode == 0, partly.stderr
+    assert f"kept as they were: {count} measurements" in partly.stdout
+    assert "archive unreadable" in partly.stdout
 
 
 def test_a_partition_too_large_for_one_task_goes_in_batches(

@@ -6,27 +6,41 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from .. import ReachwatchError
 from ..archive import measurement_files
-from ..pipeline import IngestReport
+from ..pipeline import IngestReport, ingest_on, reanalyse, to_reanalyse
 from ..pipeline import ingest as run_ingest
 from ..store import DEFAULT_DB, INGEST_MEMORY_LIMIT, Store, export_parquet
 from ._common import DbOption, console, errors
 
+if TYPE_CHECKING:
+    from distributed import Client
+
 PathsArgument = Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz files or folders.")]
 
 
+def _size(paths: list[Path]) -> int:
+    return sum(p.stat().st_size for p in measurement_files(paths))
+
+
 @contextmanager
-def _progress(paths: list[Path], what: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar over the input's bytes (on stderr, gone when done)."""
-    total = sum(p.stat().st_size for p in measurement_files(paths))
-    columns = (TextColumn(f"[bold]{what}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+def _progress(what: str, total: int, in_bytes: bool = True) -> Iterator[Callable[[int], None]]:
+    """A progress bar over the input's bytes or over a count (on stderr, gone when done)."""
+    count = DownloadColumn() if in_bytes else MofNCompleteColumn()
+    columns = (TextColumn(f"[bold]{what}"), BarColumn(), count, TimeRemainingColumn())
     with Progress(*columns, console=errors, transient=True) as bar:
         task = bar.add_task(what, total=total)
         yield lambda n: bar.advance(task, n)
@@ -62,14 +76,17 @@ def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB)) -> None:
     """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
     with (
         Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store,
-        _progress(paths, "ingest") as progress,
+        _progress("ingest", _size(paths)) as progress,
     ):
         report = run_ingest(paths, store, progress=progress)
     _print_report(report)
 
 
 def reprocess(
-    paths: PathsArgument,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Measurements to ingest; none: analyse the stored ones again."),
+    ] = None,
     db: DbOption = Path(DEFAULT_DB),
     workers: Annotated[
         int | None,
@@ -78,36 +95,63 @@ def reprocess(
     scheduler: Annotated[
         str | None,
         typer.Option(help="Use the Dask cluster whose scheduler is at this address "
-                     "(tcp://HOST:PORT); its workers must see the input paths."),
+                     "(tcp://HOST:PORT); its workers must see the input paths and the archive."),
     ] = None,
+    cc: Annotated[str | None, typer.Option(help="Only this country's (with no paths).")] = None,
 ) -> None:  # fmt: skip
-    """Ingest on dask.distributed: workers analyse the input a partition (day x country of
-    OONI's layout, else a file) at a time, this process archives and stores the results. The
-    rows are those an in-process `ingest` stores."""
-    if (workers is None) == (scheduler is None):
-        raise ReachwatchError("give either --workers N (a local cluster) or --scheduler ADDRESS")
+    """Run the pipeline over partitions (day x country), on dask.distributed with --workers or
+    --scheduler, else in this process. With PATHs it ingests them: workers analyse, this
+    process archives and stores, and the rows are those `ingest` stores. With none it derives
+    every stored measurement's observations and verdicts again from the raw archive (after
+    new fingerprints or a changed rule) and says how many verdicts changed."""
+    paths = paths or []
+    with (
+        Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store,
+        _cluster(workers, scheduler) as client,
+    ):
+        if paths:
+            with _progress("reprocess", _size(paths)) as progress:
+                report = (ingest_on(client, list(paths), store, progress=progress) if client
+                          else run_ingest(paths, store, progress=progress))  # fmt: skip
+        else:
+            with _progress("analyse again", to_reanalyse(store, cc), in_bytes=False) as progress:
+                again = reanalyse(store, client, cc=cc, progress=progress)
+    if paths:
+        _print_report(report)
+        return
+    console.print(
+        f"analysed again: {again.measurements:,} measurements, {again.observations:,} "
+        f"observations, {again.verdicts:,} verdicts; {again.changed:,} verdicts changed"
+    )
+    if again.kept:
+        console.print(f"kept as they were: {again.kept:,} measurements")
+        for reason in again.reasons:
+            console.print(f"  {reason}")
+
+
+@contextmanager
+def _cluster(workers: int | None, scheduler: str | None) -> Iterator[Client | None]:
+    """The Dask client the options ask for, or None: this process does the work."""
+    if workers is not None and scheduler is not None:
+        raise ReachwatchError("give --workers N (a local cluster) or --scheduler ADDRESS, not both")
+    if workers is None and scheduler is None:
+        yield None
+        return
     from distributed import Client
 
-    from ..pipeline import ingest_on
     from ..pipeline._dask import local_cluster
 
-    with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:
-        if scheduler is not None:
-            try:
-                client = Client(scheduler, timeout=5)
-            except OSError as exc:
-                raise ReachwatchError(f"cannot reach the scheduler {scheduler}: {exc}") from None
-            with client, _progress(paths, "reprocess") as progress:
-                report = ingest_on(client, list(paths), store, progress=progress)
-        else:
-            assert workers is not None  # one of the two, checked above
-            with (
-                local_cluster(workers) as cluster,
-                Client(cluster) as client,
-                _progress(paths, "reprocess") as progress,
-            ):
-                report = ingest_on(client, list(paths), store, progress=progress)
-    _print_report(report)
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=5)
+        except OSError as exc:
+            raise ReachwatchError(f"cannot reach the scheduler {scheduler}: {exc}") from None
+        with client:
+            yield client
+        return
+    assert workers is not None  # one of the two, checked above
+    with local_cluster(workers) as cluster, Client(cluster) as client:
+        yield client
 
 
 def export(

@@ -3,16 +3,20 @@
 from ._dask import ingest_on
 from ._ingest import IngestReport, Intake, ingest, quarantined
 from ._observations import Observation, observations_of
+from ._reanalyse import ReanalysisReport, reanalyse, to_reanalyse
 from .verdicts import Verdict, verdicts_of
 
 __all__ = [
     "IngestReport",
     "Intake",
     "Observation",
+    "ReanalysisReport",
     "Verdict",
     "ingest",
     "ingest_on",
     "observations_of",
     "quarantined",
+    "reanalyse",
+    "to_reanalyse",
     "verdicts_of",
 ]

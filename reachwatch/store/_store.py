@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -132,12 +133,23 @@ class Store:
         ).fetchall()
         return {row[0] for row in rows}
 
-    def write_batch(self, tables: dict[str, Any], *, replace: bool = False) -> None:
+    def write_batch(
+        self, tables: dict[str, Any], *, replace: bool = False, superseding: Sequence[str] = ()
+    ) -> None:
         """Append Arrow tables (name -> table) in one transaction: all of a batch or none.
-        With `replace`, a row whose key is stored takes the place of the stored one."""
+        With `replace`, a row whose key is stored takes the place of the stored one; with
+        `superseding` (measurement uids), the rows of these measurements in the tables
+        written are deleted first: their analysis is replaced whole."""
         insert = "INSERT OR REPLACE" if replace else "INSERT"
         self.con.execute("BEGIN TRANSACTION")
         try:
+            if superseding:
+                for name in tables:
+                    self.con.execute(
+                        f"DELETE FROM {name} WHERE measurement_uid IN "
+                        "(SELECT unnest(?::VARCHAR[]))",
+                        [list(superseding)],
+                    )
             for name, table in tables.items():
                 if table is None or table.num_rows == 0:
                     continue
