@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 from isal import igzip
@@ -26,7 +27,11 @@ from isal import igzip
 from .build import OUT, cached
 
 if TYPE_CHECKING:  # the parse-only child imports none of reachwatch: its RSS is orjson's alone
+    from distributed import Client
+
     from reachwatch.pipeline import IngestReport
+
+T = TypeVar("T")
 
 
 def _peak_rss_mb() -> float:
@@ -110,24 +115,47 @@ def _counts(report: IngestReport) -> dict[str, float]:
 
 
 def phase_dask(files: list[Path], db: Path, workers: int) -> dict[str, float]:
-    """The same ingest with a local Dask cluster analysing: CPU is this process's and every
-    worker's (their processes start before the clock), peak RSS the largest of them."""
+    """The same ingest with a local Dask cluster analysing."""
+    from reachwatch.pipeline import ingest_on
+    from reachwatch.store import INGEST_MEMORY_LIMIT, Store
+
+    with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:
+        report, usage = _on_cluster(workers, lambda client: ingest_on(client, list(files), store))
+    return {**_counts(report), **usage}
+
+
+def phase_again(db: Path, workers: int) -> dict[str, float]:
+    """The stored measurements analysed again from the archive (`reprocess` with no paths),
+    here or, with workers, on a local Dask cluster."""
+    from reachwatch.pipeline import reanalyse
+    from reachwatch.store import INGEST_MEMORY_LIMIT, Store
+
+    with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:
+        if not workers:
+            start, cpu0 = time.perf_counter(), _cpu()
+            report = reanalyse(store)
+            usage = _usage(start, cpu0)
+        else:
+            report, usage = _on_cluster(workers, lambda client: reanalyse(store, client))
+    return {"count": report.measurements, "changed": report.changed, **usage}
+
+
+def _on_cluster(workers: int, work: Callable[[Client], T]) -> tuple[T, dict[str, float]]:
+    """`work` with a local Dask cluster: CPU is this process's and every worker's (their
+    processes start before the clock), peak RSS given for this process and the largest
+    worker."""
     from distributed import Client
 
-    from reachwatch.pipeline import ingest_on
     from reachwatch.pipeline._dask import local_cluster
-    from reachwatch.store import INGEST_MEMORY_LIMIT, Store
 
     with local_cluster(workers) as cluster, Client(cluster) as client:
         before = sum(client.run(_cpu).values())
         start, cpu0 = time.perf_counter(), _cpu()
-        with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:
-            report = ingest_on(client, list(files), store)
+        result = work(client)
         here = _usage(start, cpu0)
         worker_cpu = sum(client.run(_cpu).values()) - before
         worker_rss = max(client.run(_peak_rss_mb).values())
-    return {
-        **_counts(report),
+    return result, {
         "wall_s": here["wall_s"],
         "cpu_s": here["cpu_s"] + worker_cpu,
         "client_cpu_s": here["cpu_s"],
@@ -170,8 +198,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1, help="spread the measurements over days")
-    parser.add_argument("--phase", choices=["parse", "ingest", "dask", "read", "typed", "rows",
-                                            "chunks"])  # fmt: skip
+    parser.add_argument("--phase", choices=["parse", "ingest", "dask", "again", "read", "typed",
+                                            "rows", "chunks"])  # fmt: skip
+    parser.add_argument(
+        "--again", action="store_true", help="also analyse the stored measurements again"
+    )
     parser.add_argument(
         "--workers", type=int, default=0, help="also ingest on a local Dask cluster of N workers"
     )
@@ -188,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             result = phase_ingest(args.files, args.db)
         elif args.phase == "dask":
             result = phase_dask(args.files, args.db, args.workers)
+        elif args.phase == "again":
+            result = phase_again(args.db, args.workers)
         else:
             result = phase_stage(args.files, args.phase)
         print(json.dumps(result))
@@ -198,6 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     _remove(db)
     parse = _child("parse", files, db)
     run = _child("ingest", files, db)
+    ways = (0, args.workers) if args.workers else (0,)
+    again = [_child("again", files, db, n) for n in ways] if args.again else []
     _remove(db)
     parse_rate = parse["count"] / parse["cpu_s"]
     ingest_rate = run["count"] / run["cpu_s"]
@@ -231,6 +266,11 @@ def main(argv: list[str] | None = None) -> None:
             ("peak RSS: dask, largest worker", f"{spread['worker_peak_rss_mb']:,.0f} MB"),
         ]
         assert (spread["count"], spread["verdicts"]) == (run["count"], run["verdicts"])
+    for result, where in zip(again, ("here", f"dask, {args.workers} workers"), strict=False):
+        rate = result["count"] / result["cpu_s"]
+        rows.append((f"analysed again ({where}): per core", f"{rate:,.0f} msmt/s "
+                     f"({result['count'] / result['wall_s']:,.0f} msmt/s wall, "
+                     f"{result['changed']:,.0f} verdicts changed)"))  # fmt: skip
     if args.stages:
         previous = 0.0
         for stage, label in (
