@@ -126,6 +126,8 @@ def test_parquet_export_reads_back_the_same_tables(feed: Path, tmp_path: Path) -
         assert checksum(con, f"'{out}/quarantine.parquet'", quarantine) == checksum(
             con, "quarantine", quarantine
         )
+    hooks = duckdb.sql(f"DESCRIBE SELECT * FROM '{out}/webhooks.parquet'").fetchall()
+    assert "url" in {c[0] for c in hooks} and "secret" not in {c[0] for c in hooks}
     refused = reachwatch("export", "--parquet", str(out), "--db", str(db))
     assert refused.returncode != 0 and "not an empty folder" in refused.stderr
 

@@ -20,7 +20,16 @@ from rich.table import Table
 from .. import ReachwatchError
 from ..store import DEFAULT_DB, Store, verdict_rows
 from ..store import status as status_query
-from ._common import VERDICT_STYLE, DbOption, StatusFormat, console, errors, print_status
+from ._common import (
+    VERDICT_STYLE,
+    CcFilter,
+    DbOption,
+    StatusFormat,
+    TargetFilter,
+    console,
+    errors,
+    print_status,
+)
 
 if TYPE_CHECKING:  # the probe's modules load only for the commands that use them
     from ..probe import NetConfig
@@ -52,7 +61,7 @@ class TableFormat(StrEnum):
 @app.command()
 def verdicts(
     db: DbOption = Path(DEFAULT_DB),
-    cc: Annotated[str | None, typer.Option(help="Country code, e.g. AZ.")] = None,
+    cc: CcFilter = None,
     test: Annotated[str | None, typer.Option(help="Test name, e.g. web_connectivity.")] = None,
     target: Annotated[str | None, typer.Option(help="Target, e.g. whatsapp/messaging.")] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many rows.")] = None,
@@ -90,8 +99,8 @@ def verdicts(
 @app.command()
 def status(
     db: DbOption = Path(DEFAULT_DB),
-    cc: Annotated[str | None, typer.Option(help="Country code, e.g. AZ (all if omitted).")] = None,
-    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    cc: CcFilter = None,
+    target: TargetFilter = None,
     fmt: Annotated[StatusFormat, typer.Option("--format", help="table, md or json.")] = (
         StatusFormat.table
     ),

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from .. import ReachwatchError
 from ..store import DEFAULT_DB, Store
-from ._common import DbOption, console, errors
+from ._common import CcFilter, DbOption, TargetFilter, console, errors
 
 if TYPE_CHECKING:
     from ..answers.card import Card
@@ -37,8 +37,8 @@ def _when(value: datetime | None) -> str:
 
 def events(
     db: DbOption = Path(DEFAULT_DB),
-    cc: Annotated[str | None, typer.Option(help="Country code, e.g. AZ (all if omitted).")] = None,
-    target: Annotated[str | None, typer.Option(help="Only this target.")] = None,
+    cc: CcFilter = None,
+    target: TargetFilter = None,
     fmt: Annotated[EventsFormat, typer.Option("--format", help="table or jsonl.")] = (
         EventsFormat.table
     ),

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..store import DEFAULT_DB, Store, add_claims
-from ._common import DbOption, console, errors
+from ._common import CcFilter, DbOption, console, errors
 
 if TYPE_CHECKING:
     from ..answers.claims import Claim, Conflict, Review
@@ -56,7 +56,7 @@ def claims_add(
 @claims_app.command("check")
 def claims_check(
     db: DbOption = Path(DEFAULT_DB),
-    cc: Annotated[str | None, typer.Option(help="Country code, e.g. AZ (all if omitted).")] = None,
+    cc: CcFilter = None,
     app: Annotated[
         str | None, typer.Option(help="Only claims about this app or site, e.g. skype, x.com.")
     ] = None,

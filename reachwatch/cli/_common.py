@@ -26,6 +26,11 @@ DbOption = Annotated[
     typer.Option("--db", envvar=DB_ENV, help=f"DuckDB file (default: {DEFAULT_DB})."),
 ]
 
+CcFilter = Annotated[
+    str | None, typer.Option("--cc", help="Country code, e.g. AZ (all if omitted).")
+]
+TargetFilter = Annotated[str | None, typer.Option("--target", help="Only this target.")]
+
 VERDICT_STYLE = {"ok": "green", "blocked": "bold red", "down": "yellow", "error": "dim"}
 
 

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 PathsArgument = Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz files or folders.")]
 
 
-def _size(paths: list[Path]) -> int:
-    return sum(p.stat().st_size for p in measurement_files(paths))
+def _size(files: list[Path]) -> int:
+    return sum(p.stat().st_size for p in files)
 
 
 @contextmanager
@@ -74,11 +74,12 @@ def _print_report(report: IngestReport) -> None:
 
 def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB)) -> None:
     """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
+    files = measurement_files(paths)  # walked once: the bar's total and the ingest's input
     with (
         Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store,
-        _progress("ingest", _size(paths)) as progress,
+        _progress("ingest", _size(files)) as progress,
     ):
-        report = run_ingest(paths, store, progress=progress)
+        report = run_ingest(files, store, progress=progress)
     _print_report(report)
 
 
@@ -104,19 +105,19 @@ def reprocess(
     process archives and stores, and the rows are those `ingest` stores. With none it derives
     every stored measurement's observations and verdicts again from the raw archive (after
     new fingerprints or a changed rule) and says how many verdicts changed."""
-    paths = paths or []
+    files = measurement_files(paths or [])
     with (
         Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store,
         _cluster(workers, scheduler) as client,
     ):
-        if paths:
-            with _progress("reprocess", _size(paths)) as progress:
-                report = (ingest_on(client, list(paths), store, progress=progress) if client
-                          else run_ingest(paths, store, progress=progress))  # fmt: skip
+        if files:
+            with _progress("reprocess", _size(files)) as progress:
+                report = (ingest_on(client, list(files), store, progress=progress) if client
+                          else run_ingest(files, store, progress=progress))  # fmt: skip
         else:
             with _progress("analyse again", to_reanalyse(store, cc), in_bytes=False) as progress:
                 again = reanalyse(store, client, cc=cc, progress=progress)
-    if paths:
+    if files:
         _print_report(report)
         return
     console.print(

@@ -75,10 +75,9 @@ class IngestReport:
         return self.read == self.stored + self.duplicates + self.quarantined
 
 
-STORED_MEASUREMENT = [c for c in MEASUREMENT_COLUMNS if c not in
-                      ("raw_path", "raw_offset", "raw_index", "ingest_id")]  # fmt: skip
+_ANALYSED_COLUMNS = {c: kind for c, kind in MEASUREMENT_COLUMNS.items()
+                     if c not in ("raw_path", "raw_offset", "raw_index", "ingest_id")}  # fmt: skip
 """What analysis knows of a measurement; where its bytes went is known once it is written."""
-_STORED_TYPES = {c: MEASUREMENT_COLUMNS[c] for c in STORED_MEASUREMENT}
 _RECORD = "_record"  # ties an observation or verdict row to its measurement row in a chunk
 _MEMBER = "_member"  # the measurement's bytes, compressed as one gzip member for the archive
 
@@ -90,7 +89,7 @@ class Analysed:
     back, so analysis (the costly part) runs anywhere and only writing needs the store."""
 
     read: int
-    measurements: pa.Table  # STORED_MEASUREMENT + _member, a row per measurement
+    measurements: pa.Table  # _ANALYSED_COLUMNS + _member, a row per measurement
     observations: pa.Table  # OBSERVATION_COLUMNS + _record
     verdicts: pa.Table  # VERDICT_COLUMNS + _record
     rejected: list[tuple[RawRecord, str]]
@@ -130,7 +129,9 @@ def analyse(records: Iterable[RawRecord], fingerprints: Fingerprints | None = No
         judged_in.extend([row] * len(its_verdicts))
     return Analysed(
         read,
-        _table(_STORED_TYPES, measurements).append_column(_MEMBER, pa.array(members, pa.binary())),
+        _table(_ANALYSED_COLUMNS, measurements).append_column(
+            _MEMBER, pa.array(members, pa.binary())
+        ),
         _table(OBSERVATION_COLUMNS, observations).append_column(
             _RECORD, pa.array(observed_in, pa.int32())
         ),

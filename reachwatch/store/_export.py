@@ -10,6 +10,10 @@ from .._errors import StoreError
 from ._schema import TABLES
 from ._store import Store
 
+_KEPT_BACK = {"webhooks": "secret"}
+"""Columns that stay in the store: a webhook's secret signs its deliveries, and an export is
+made to be shared."""
+
 _PARTITIONED = {
     "measurements": "SELECT *, CAST(measurement_start_time AS DATE) AS day FROM measurements",
     "verdicts": "SELECT *, CAST(measurement_start_time AS DATE) AS day FROM verdicts",
@@ -36,5 +40,7 @@ def export_parquet(store: Store, folder: Path) -> dict[str, int]:
                               "(FORMAT parquet, PARTITION_BY (day, probe_cc))")  # fmt: skip
         else:
             target = str(folder / f"{name}.parquet").replace("'", "''")
-            store.execute(f"COPY {name} TO '{target}' (FORMAT parquet)")
+            kept_back = f" EXCLUDE ({_KEPT_BACK[name]})" if name in _KEPT_BACK else ""
+            store.execute(f"COPY (SELECT *{kept_back} FROM {name}) TO '{target}' "
+                          "(FORMAT parquet)")  # fmt: skip
     return counts
