@@ -35,7 +35,7 @@ import pytest
 
 from bench.build import build, variants
 from reachwatch import StoreError
-from reachwatch.archive import RawLocation, measurement_files, read_raw, read_records
+from reachwatch.archive import ArchiveReader, RawLocation, measurement_files, read_records
 from reachwatch.pipeline._ingest import BATCH_SIZE
 from reachwatch.store import Store, archive_root_for
 
@@ -169,14 +169,16 @@ def _assert_archived(db: Path, digests: dict[str, bytes], by: str = "source") ->
     with Store(db, read_only=True) as store:
         rows = store.execute(
             f"SELECT measurement_uid, {by}, raw_path, raw_offset, raw_index, raw_size "
-            "FROM measurements"
+            "FROM measurements ORDER BY raw_path, raw_offset, raw_index"
         ).fetchall()
         root = store.archive_root
     twice = [uid for uid, n in Counter(row[0] for row in rows).items() if n > 1]
     assert not twice, f"stored twice: {twice[:5]}"
-    for uid, key, path, offset, index, size in rows:
-        data = read_raw(root, RawLocation(path, offset, index))
-        assert len(data) == size and hashlib.sha256(data).digest() == digests[key], uid
+    with ArchiveReader(root) as reader:
+        found = reader.read_all([RawLocation(*row[2:5]) for row in rows])
+        for (uid, key, *_, size), data in zip(rows, found, strict=True):
+            assert isinstance(data, bytes), (uid, data)
+            assert len(data) == size and hashlib.sha256(data).digest() == digests[key], uid
     return len(rows)
 
 

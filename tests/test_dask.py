@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from bench.build import variants
-from reachwatch.archive import RawLocation, read_raw
+from reachwatch.archive import ArchiveReader, RawLocation
 from reachwatch.model import parse_measurement
 from reachwatch.pipeline import ingest
 from reachwatch.pipeline._dask import partitions
@@ -95,11 +95,14 @@ def test_dask_stores_what_the_in_process_ingest_stores(feed: Path, tmp_path: Pat
     # every stored measurement's bytes come back from the archive, as the measurement
     with Store(spread, read_only=True) as store:
         rows = store.execute(
-            "SELECT measurement_uid, raw_path, raw_offset, raw_index, raw_size FROM measurements"
+            "SELECT measurement_uid, raw_path, raw_offset, raw_index, raw_size FROM measurements "
+            "ORDER BY raw_path, raw_offset, raw_index"
         ).fetchall()
-        for uid, path, offset, index, size in rows:
-            data = read_raw(store.archive_root, RawLocation(path, offset, index))
-            assert len(data) == size and parse_measurement(data).uid == uid
+        with ArchiveReader(store.archive_root) as reader:
+            found = reader.read_all([RawLocation(*row[1:4]) for row in rows])
+            for (uid, *_, size), data in zip(rows, found, strict=True):
+                assert isinstance(data, bytes), (uid, data)
+                assert len(data) == size and parse_measurement(data).uid == uid
 
     again = reachwatch("reprocess", *inputs, "--db", str(spread), "--workers", "2")
     assert "stored 0 +" in again.stdout  # a second run adds nothing

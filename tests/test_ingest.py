@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reachwatch import StoreError
-from reachwatch.archive import RawLocation, read_raw
-from reachwatch.pipeline import ingest, quarantined
+from reachwatch.archive import ArchiveReader, RawLocation, read_raw
+from reachwatch.pipeline import ingest, quarantined, reanalyse
 from reachwatch.pipeline._ingest import QUARANTINE_INLINE
 from reachwatch.store import Store
 
@@ -82,6 +82,43 @@ def test_raw_archive_keeps_the_bytes_as_received_in_oonis_layout(
     assert raw_path.endswith(".jsonl.gz")
     assert read_raw(store.archive_root, RawLocation(raw_path, offset, index)) == data
     assert size == len(data)
+
+
+def test_a_gzip_input_is_kept_as_it_came_and_its_lines_read_back(
+    tmp_path: Path, store: Store
+) -> None:
+    """A gzip file's records are not compressed again: the archive keeps the file (a can) and
+    each measurement is its line there, counted across gzip members, blank lines included."""
+    lines = [dumps(measurement("tor", {"failure": None}, measurement_uid=f"u{i}"))
+             for i in range(3)]  # fmt: skip
+    path = tmp_path / "feed.jsonl.gz"
+    path.write_bytes(
+        gzip.compress(lines[0] + b"\n\n" + b"{not json}\n")
+        + gzip.compress(b"  " + lines[1] + b"\r\n" + lines[2])
+    )
+    report = ingest([path], store)
+    assert (report.stored, report.quarantined) == (3, 1)
+    rows = store.execute(
+        "SELECT measurement_uid, raw_path, raw_offset, raw_index FROM measurements "
+        "ORDER BY raw_index"
+    ).fetchall()
+    assert [(uid, offset, index) for uid, _, offset, index in rows] == [
+        ("u0", 0, 0), ("u1", 0, 3), ("u2", 0, 4)
+    ]  # fmt: skip
+    can = store.archive_root / rows[0][1]
+    assert rows[0][1].startswith("cans/") and {row[1] for row in rows} == {rows[0][1]}
+    assert can.read_bytes() == path.read_bytes()
+    for (_, *where), data in zip(rows, lines, strict=True):
+        assert read_raw(store.archive_root, RawLocation(*where)) == data
+    with ArchiveReader(store.archive_root) as reader:  # in order, the can is read once
+        assert list(reader.read_all([RawLocation(*row[1:]) for row in rows])) == lines
+        missing = list(reader.read_all([RawLocation(rows[0][1], 0, 9)]))
+        assert isinstance(missing[0], EOFError)
+
+    cans = sorted(store.archive_root.glob("cans/*/*"))
+    assert ingest([path], store).duplicates == 3
+    assert sorted(store.archive_root.glob("cans/*/*")) == cans  # nothing new: nothing copied
+    assert reanalyse(store).changed == 0
 
 
 def test_ingesting_the_same_files_twice_changes_nothing(tmp_path: Path, store: Store) -> None:

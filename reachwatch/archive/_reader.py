@@ -45,6 +45,9 @@ class RawRecord:
     locator: str
     data: bytes
     problem: str | None = None
+    line: int = 0
+    """The record's line (from 1) in `source` when that is a gzip file the archive can keep as
+    it came, pointing into it, instead of compressing the record again; 0 otherwise."""
 
 
 def measurement_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -75,14 +78,14 @@ def read_records(
     source = str(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115
-        stream = cast(IO[bytes], io.BufferedReader(_Gunzip(raw), 1 << 20) if compressed else raw)
+        stream = cast(IO[bytes], io.BufferedReader(Gunzip(raw), 1 << 20) if compressed else raw)
     except OSError as exc:
         raise InputError(f"{path}: cannot open: {exc.strerror or exc}") from None
     with stream:
         if single_json and (compressed or path.stat().st_size <= max_bytes):
-            records = _read_document(stream, source, max_bytes)
+            records = _read_document(stream, source, max_bytes, compressed)
         else:
-            records = _read_lines(stream, source, max_bytes, first_line=1)
+            records = _read_lines(stream, source, max_bytes, 1, compressed)
         if on_bytes is None:
             yield from records
             return
@@ -96,7 +99,7 @@ def read_records(
         on_bytes(path.stat().st_size - done)
 
 
-class _Gunzip(io.RawIOBase):
+class Gunzip(io.RawIOBase):
     """Multi-member gzip, inflated with ISA-L (several times faster than zlib).
 
     Every byte before a truncation is handed out first; only the read after them raises
@@ -138,7 +141,9 @@ class _Gunzip(io.RawIOBase):
         return size
 
 
-def _read_document(stream: IO[bytes], source: str, max_bytes: int) -> Iterator[RawRecord]:
+def _read_document(
+    stream: IO[bytes], source: str, max_bytes: int, compressed: bool
+) -> Iterator[RawRecord]:
     """A `.json` file holds one measurement, unless its first line is one (then it is JSONL)."""
     try:
         head = stream.readline(max_bytes + 1)
@@ -146,8 +151,8 @@ def _read_document(stream: IO[bytes], source: str, max_bytes: int) -> Iterator[R
         yield RawRecord(source, "record 1", b"", _stream_problem(exc))
         return
     if head.strip().startswith(b"{") and head.rstrip().endswith(b"}") and _is_json(head):
-        yield RawRecord(source, "line 1", head.strip())
-        yield from _read_lines(stream, source, max_bytes, first_line=2)
+        yield RawRecord(source, "line 1", head.strip(), line=int(compressed))
+        yield from _read_lines(stream, source, max_bytes, 2, compressed)
         return
     chunks = [head]
     size = len(head)
@@ -171,8 +176,10 @@ def _read_document(stream: IO[bytes], source: str, max_bytes: int) -> Iterator[R
 
 
 def _read_lines(
-    stream: IO[bytes], source: str, max_bytes: int, first_line: int
+    stream: IO[bytes], source: str, max_bytes: int, first_line: int, compressed: bool
 ) -> Iterator[RawRecord]:
+    """Lines are counted as the archive counts them when it reads one back from a kept
+    copy of a compressed `source` (`read_raw`): every newline ends one."""
     number = first_line - 1
     while True:
         number += 1
@@ -191,7 +198,7 @@ def _read_lines(
             continue
         stripped = line.strip()
         if stripped:
-            yield RawRecord(source, f"line {number}", stripped)
+            yield RawRecord(source, f"line {number}", stripped, line=number if compressed else 0)
 
 
 def _rest_of_long_line(stream: IO[bytes], head: bytes) -> tuple[bytes, int, str | None]:

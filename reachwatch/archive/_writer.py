@@ -3,17 +3,25 @@
 `raw/YYYYMMDD/HH/CC/test_name/<run>.jsonl.gz`. Each measurement is one gzip member (compressed
 where it was analysed, perhaps on another machine), so it is found again by (path, offset of
 its member) without reading the whole file, and a gzip reader sees JSONL (but for a
-measurement that arrived pretty-printed, kept byte for byte). Archives written before kept
-several lines in a member: (path, offset, line within the member) reads both. Everything
-downstream can be rebuilt from here.
+measurement that arrived pretty-printed, kept byte for byte).
+
+A measurement that arrived as a line of a gzip file (OONI's own archive is such files) is not
+compressed again: the file is kept as it came, a can as OONI calls its files,
+`cans/<run>/<n>-<name>`, and the measurement is its line there, as OONI's own index points
+to a line of a file. Compressing costs about as much CPU as parsing; copying a file, next to
+nothing. Archives written before kept several lines in a member: (path, offset, line from
+there) reads them as it reads cans. Everything downstream can be rebuilt from here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
+import shutil
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +29,7 @@ from pathlib import Path
 from isal import isal_zlib
 
 from .._errors import StoreError
+from ._reader import Gunzip
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _SYNCFS = getattr(_LIBC, "syncfs", None)
@@ -37,7 +46,7 @@ class RawLocation:
 
     path: str
     offset: int
-    index: int  # the line within the member; WHOLE: the member is this one measurement
+    index: int  # the line counted from `offset` (across members); WHOLE: the member is all
 
 
 def partition_path(start_time: datetime, probe_cc: str, test_name: str, run_id: str) -> str:
@@ -58,6 +67,8 @@ class ArchiveWriter:
         self._sizes: dict[str, int] = {}
         self._dirs: set[Path] = set()
         self._paths: dict[tuple[datetime, str, str], str] = {}
+        self._cans: dict[str, str] = {}  # input file -> its copy, made or to make
+        self._to_copy: dict[str, str] = {}  # the copies the next flush makes
 
     def add(
         self, start_time: datetime, probe_cc: str, test_name: str, member: bytes
@@ -78,19 +89,34 @@ class ArchiveWriter:
         self._sizes[path] = at + len(member)
         return path, at
 
+    def keep(self, source: str) -> str:
+        """The archive's copy of the gzip input file `source` (relative to the root): made on
+        the next flush, once per run whatever the number of its records stored."""
+        can = self._cans.get(source)
+        if can is None:
+            name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(source).name)
+            can = f"cans/{self.run_id}/{len(self._cans):05d}-{name[-80:]}"
+            self._cans[source] = can
+            self._to_copy[can] = source
+        return can
+
     def flush(self) -> dict[str, int]:
-        """Append every queued member, then make them durable; returns the offset in each
-        file where this flush's members begin. If that fails (a full disk), each file is cut
-        back to where this flush began and nothing stays queued: no member is ever in part,
-        and the next flush writes only its own."""
+        """Copy the input files to keep, append every queued member, then make them durable;
+        returns the offset in each file where this flush's members begin. If that fails (a
+        full disk), each file is cut back to where this flush began, its copies are removed
+        and nothing stays queued: no member or copy is ever in part, and the next flush writes
+        only its own."""
         offsets: dict[str, int] = {}
         written: list[Path] = []
+        copied: list[str] = []
         try:
+            for can, source in self._to_copy.items():
+                target = self._folder_for(can)
+                copied.append(can)
+                shutil.copyfile(source, target)  # sendfile(2): the kernel copies
+                written.append(target)
             for rel, members in self._pending.items():
-                target = self.root / rel
-                if target.parent not in self._dirs:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    self._dirs.add(target.parent)
+                target = self._folder_for(rel)
                 with open(target, "ab") as out:
                     offsets[rel] = out.tell()
                     written.append(target)
@@ -101,18 +127,92 @@ class ArchiveWriter:
             for rel, offset in offsets.items():
                 with contextlib.suppress(OSError):
                     os.truncate(self.root / rel, offset)
+            for can in copied:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.root / can)
+                del self._cans[self._to_copy[can]]
             raise StoreError(f"{self.root}: cannot write the raw archive ({exc.strerror or exc}),"
                              " nothing of this batch stored") from None  # fmt: skip
         finally:
             self._pending.clear()
             self._sizes.clear()
+            self._to_copy.clear()
         return offsets
+
+    def _folder_for(self, rel: str) -> Path:
+        """The path of `rel` under the root, its folder made once per run."""
+        target = self.root / rel
+        if target.parent not in self._dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(target.parent)
+        return target
 
 
 def read_raw(root: Path, location: RawLocation) -> bytes:
     """The bytes of one archived measurement."""
-    with open(root / location.path, "rb") as src:
-        src.seek(location.offset)
+    with ArchiveReader(root) as reader:
+        return reader.read(location)
+
+
+class ArchiveReader:
+    """Reads archived measurements; given them in (path, offset, index) order, it reads each
+    file once: a can's lines are read on from where the last one ended."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._at: tuple[str, int] | None = None  # (path, offset) of the open stream
+        self._stream: io.BufferedReader | None = None
+        self._line = 0  # the index of the line the open stream reads next
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream, self._at = None, None
+
+    def read(self, location: RawLocation) -> bytes:
+        """The bytes of the measurement at `location`; OSError or EOFError if unreadable."""
+        if location.index == WHOLE:
+            return _member(self.root / location.path, location.offset)
+        stream = self._stream
+        if (
+            stream is None
+            or self._at != (location.path, location.offset)
+            or (location.index < self._line)
+        ):
+            self.close()
+            src = open(self.root / location.path, "rb")  # noqa: SIM115 (closed by close())
+            src.seek(location.offset)
+            stream = self._stream = io.BufferedReader(Gunzip(src), 1 << 20)
+            self._at, self._line = (location.path, location.offset), 0
+        for _ in range(location.index - self._line):
+            if not stream.readline():
+                break
+        line = stream.readline()
+        self._line = location.index + 1
+        if not line:
+            raise EOFError(f"{location.path} has no line {location.index + 1}")
+        return line.strip()
+
+    def read_all(self, locations: list[RawLocation]) -> Iterator[bytes | Exception]:
+        """Each location's bytes, or the error that kept them from being read."""
+        for location in locations:
+            try:
+                yield self.read(location)
+            except (OSError, EOFError) as exc:
+                self.close()
+                yield exc
+
+
+def _member(path: Path, offset: int) -> bytes:
+    """The gzip member at `offset` of `path`, inflated."""
+    with open(path, "rb") as src:
+        src.seek(offset)
         inflater = zlib.decompressobj(wbits=31)
         out: list[bytes] = []
         while not inflater.eof:
@@ -120,8 +220,7 @@ def read_raw(root: Path, location: RawLocation) -> bytes:
             if not chunk:
                 break
             out.append(inflater.decompress(chunk))
-    payload = b"".join(out)
-    return payload if location.index == WHOLE else payload.split(b"\n")[location.index]
+    return b"".join(out)
 
 
 def gzip_member(payload: bytes, level: int = 1) -> bytes:

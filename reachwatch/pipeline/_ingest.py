@@ -80,6 +80,8 @@ _ANALYSED_COLUMNS = {c: kind for c, kind in MEASUREMENT_COLUMNS.items()
 """What analysis knows of a measurement; where its bytes went is known once it is written."""
 _RECORD = "_record"  # ties an observation or verdict row to its measurement row in a chunk
 _MEMBER = "_member"  # the measurement's bytes, compressed as one gzip member for the archive
+_CAN = "_can"  # or, instead, the gzip input file the archive keeps whole
+_LINE = "_line"  # and the measurement's line there (from 1)
 
 
 @dataclass(slots=True)
@@ -89,19 +91,28 @@ class Analysed:
     back, so analysis (the costly part) runs anywhere and only writing needs the store."""
 
     read: int
-    measurements: pa.Table  # _ANALYSED_COLUMNS + _member, a row per measurement
+    measurements: pa.Table  # _ANALYSED_COLUMNS + _member, _can, _line: a row per measurement
     observations: pa.Table  # OBSERVATION_COLUMNS + _record
     verdicts: pa.Table  # VERDICT_COLUMNS + _record
     rejected: list[tuple[RawRecord, str]]
 
 
-def analyse(records: Iterable[RawRecord], fingerprints: Fingerprints | None = None) -> Analysed:
+def analyse(
+    records: Iterable[RawRecord],
+    fingerprints: Fingerprints | None = None,
+    *,
+    archived: bool = False,
+) -> Analysed:
     """Parse, observe and judge every record; a record that cannot be used is rejected with
-    its reason instead (a bug in analysis included: it must not lose the record)."""
+    its reason instead (a bug in analysis included: it must not lose the record). A record
+    read from a gzip file is archived as its line there; any other is compressed, unless the
+    records are `archived` already (a re-analysis)."""
     fps = fingerprints or default_fingerprints()
     read = 0
     measurements: list[tuple[Any, ...]] = []
-    members: list[bytes] = []
+    members: list[bytes | None] = []
+    cans: list[str | None] = []
+    lines: list[int] = []
     observations: list[Observation] = []
     observed_in: list[int] = []
     verdicts: list[tuple[Any, ...]] = []
@@ -122,16 +133,20 @@ def analyse(records: Iterable[RawRecord], fingerprints: Fingerprints | None = No
             continue
         row = len(measurements)
         measurements.append(measurement)
-        members.append(gzip_member(record.data))
+        kept = record.line > 0 or archived
+        members.append(None if kept else gzip_member(record.data))
+        cans.append(record.source if record.line else None)
+        lines.append(record.line)
         observations.extend(its_observations)
         observed_in.extend([row] * len(its_observations))
         verdicts.extend(its_verdicts)
         judged_in.extend([row] * len(its_verdicts))
     return Analysed(
         read,
-        _table(_ANALYSED_COLUMNS, measurements).append_column(
-            _MEMBER, pa.array(members, pa.binary())
-        ),
+        _table(_ANALYSED_COLUMNS, measurements)
+        .append_column(_MEMBER, pa.array(members, pa.binary()))
+        .append_column(_CAN, pa.array(cans, pa.string()))
+        .append_column(_LINE, pa.array(lines, pa.int32())),
         _table(OBSERVATION_COLUMNS, observations).append_column(
             _RECORD, pa.array(observed_in, pa.int32())
         ),
@@ -209,17 +224,28 @@ class _Job:
         tests = kept.column("test_name").to_pylist()
         held = self._quarantine_rows(rejected)  # the large ones join this flush
         members = kept.column(_MEMBER).to_pylist()
-        placed = [self.writer.add(*where) for where in zip(starts, countries, tests, members,
-                                                              strict=True)]  # fmt: skip
+        cans = kept.column(_CAN).to_pylist()
+        placed = [
+            (self.writer.keep(can), -1) if can is not None
+            else self.writer.add(start, country, test, member)
+            for start, country, test, member, can
+            in zip(starts, countries, tests, members, cans, strict=True)
+        ]  # fmt: skip
         bases = self.writer.flush()
         n = len(fresh)
+        in_cans = pc.is_valid(kept.column(_CAN))
+        lines = pc.subtract(kept.column(_LINE), 1)
         measurements = (
-            kept.drop_columns([_MEMBER])
+            kept.drop_columns([_MEMBER, _CAN, _LINE])
             .append_column("raw_path", pa.array([path for path, _ in placed], pa.string()))
             .append_column(
-                "raw_offset", pa.array([bases[path] + at for path, at in placed], pa.int64())
+                "raw_offset",
+                pa.array([0 if at < 0 else bases[path] + at for path, at in placed], pa.int64()),
             )
-            .append_column("raw_index", pa.array([WHOLE] * n, pa.int32()))
+            .append_column(
+                "raw_index",
+                pc.if_else(in_cans, lines, pa.scalar(WHOLE, pa.int32())),
+            )
             .append_column("ingest_id", pa.array([self.writer.run_id] * n, pa.string()))
         )
         observations, verdicts = chunk.observations, chunk.verdicts

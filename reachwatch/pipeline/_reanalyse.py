@@ -1,6 +1,8 @@
 """Re-analysis: the observations and verdicts of stored measurements derived again from the
-raw archive, after the pipeline changed (new fingerprints, a fixed rule), a day and country at
-a time, in this process or on a Dask cluster. The measurements themselves stay as they are."""
+raw archive, after the pipeline changed (new fingerprints, a fixed rule), in this process or
+on a Dask cluster. The measurements themselves stay as they are. They are read in the
+archive's order, so that each file (a can holds thousands) is read once, not once per
+measurement."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..archive import RawLocation, RawRecord, read_raw
+from ..archive import ArchiveReader, RawLocation, RawRecord
 from ..store import Store
 from ._dask import _in_order, _Task
 from ._ingest import _RECORD, BATCH_SIZE, Analysed, Progress, analyse
@@ -39,17 +41,18 @@ class ReanalysisReport:
 def analyse_archived(job: tuple[str, list[Located]]) -> Analysed:
     """What a worker runs: the archived bytes of these measurements, analysed again."""
     root, located = job
-    return analyse(_records(Path(root), located))
+    return analyse(_records(Path(root), located), archived=True)
 
 
 def _records(root: Path, located: list[Located]) -> Iterator[RawRecord]:
-    for uid, path, offset, index in located:
-        try:
-            data = read_raw(root, RawLocation(path, offset, index))
-        except (OSError, EOFError, IndexError) as exc:
-            yield RawRecord(path, uid, b"", f"archive unreadable at {path}@{offset}: {exc}")
-            continue
-        yield RawRecord(path, uid, data)
+    with ArchiveReader(root) as reader:
+        where = [RawLocation(path, offset, index) for _, path, offset, index in located]
+        for (uid, path, offset, _), data in zip(located, reader.read_all(where), strict=True):
+            if isinstance(data, Exception):
+                problem = f"archive unreadable at {path}@{offset}: {data}"
+                yield RawRecord(path, uid, b"", problem)
+            else:
+                yield RawRecord(path, uid, data)
 
 
 def reanalyse(
@@ -85,25 +88,23 @@ def to_reanalyse(store: Store, cc: str | None = None) -> int:
 
 
 def _tasks(store: Store, cc: str | None) -> Iterator[_Task]:
-    """A task per batch of a day x country of the stored measurements, in order; its size
-    is its number of measurements."""
+    """A task per batch of stored measurements (in `cc`) in the archive's order: an archive
+    file (of an hour, country and test, or a can) at a time; its size is its number of
+    measurements. The locations come in batches from a cursor of their own: the store is
+    written between two batches, and no list holds every location."""
     where, params = ("WHERE probe_cc = ?", [cc.upper()]) if cc else ("", [])
-    parts = store.execute(
-        "SELECT CAST(measurement_start_time AS DATE) AS day, probe_cc, count(*) "
-        f"FROM measurements {where} GROUP BY ALL ORDER BY ALL",
-        params,
-    ).fetchall()
-    root = str(store.archive_root)
-    for day, country, count in parts:
-        located: list[Located] = store.execute(
+    cursor = store.con.cursor()
+    try:
+        cursor.execute(
             "SELECT measurement_uid, raw_path, raw_offset, raw_index FROM measurements "
-            "WHERE CAST(measurement_start_time AS DATE) = ? AND probe_cc = ? "
-            "ORDER BY raw_path, raw_offset, raw_index",
-            [day, country],
-        ).fetchall()
-        for start in range(0, count, BATCH_SIZE):
-            batch = located[start : start + BATCH_SIZE]
+            f"{where} ORDER BY raw_path, raw_offset, raw_index",
+            params,
+        )
+        root = str(store.archive_root)
+        while batch := cursor.fetchmany(BATCH_SIZE):
             yield analyse_archived, (root, batch), len(batch)
+    finally:
+        cursor.close()
 
 
 def _write(store: Store, chunk: Analysed, report: ReanalysisReport) -> None:
