@@ -211,3 +211,31 @@ def test_any_json_either_parses_or_is_refused_with_a_reason(value: object) -> No
         parse_measurement(json.dumps(doc).encode())
     except InvalidMeasurement as exc:
         assert exc.reason
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"targets": {}, "x": {"test_name": "web_connectivity"}},  # a guess that decodes
+        {"targets": {}, "x": {"test_name": "whatsapp"}, "requests": 7},  # one that does not
+    ],
+)
+def test_the_test_is_found_in_the_bytes_whatever_the_test_keys_say(keys: dict[str, object]) -> None:
+    """The one-pass decode guesses the test from the last "test_name" in the bytes (OONI
+    writes it after the test_keys); here the test_keys hold the words after the real one."""
+    m = measurement("tor", keys)
+    data = dumps(m)
+    assert data.index(b'"test_name"') < data.index(b'"test_keys"')
+    pm = parse_measurement(data)
+    assert pm.base.test_name == "tor" and isinstance(pm.keys, TorKeys)
+
+
+def test_one_pass_and_two_passes_refuse_with_the_same_reason() -> None:
+    """A measurement whose test_keys do not fit its test goes through both decodes: the
+    reason names the key, as the two-pass decode always did."""
+    m = measurement("tor", {"targets": {"a": {"failure": 7}}})
+    with pytest.raises(InvalidMeasurement, match=r"test_keys of tor: .*\$\.test_keys\.targets"):
+        parse_measurement(dumps(m))
+    m["probe_cc"] = "azerbaijan"
+    with pytest.raises(InvalidMeasurement, match="probe_cc 'azerbaijan'"):
+        parse_measurement(dumps(m))
