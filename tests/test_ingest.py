@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import io
 import shutil
+import threading
 import uuid
+import zlib
 from pathlib import Path
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from isal import isal_zlib
 
 from reachwatch import StoreError
-from reachwatch.archive import ArchiveReader, RawLocation, read_raw
+from reachwatch.archive import ArchiveReader, RawLocation, read_raw, read_records
+from reachwatch.archive._reader import Gunzip, InflatedAhead
 from reachwatch.pipeline import ingest, quarantined, reanalyse
 from reachwatch.pipeline._ingest import QUARANTINE_INLINE
 from reachwatch.store import Store
@@ -250,6 +256,42 @@ def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path, store: 
     assert report.stored == 1  # the whatsapp line before the cut
     assert report.quarantined == 1
     assert report.read == 2
+
+
+@pytest.mark.parametrize("damage", ["cut", "corrupt"])
+def test_damage_after_many_blocks_loses_no_record_before_it(tmp_path: Path, damage: str) -> None:
+    """The file is inflated ahead in blocks of a MiB; where a block meets damage, the records
+    before the damage in that block still come out (read again past the blocks handed out)."""
+    lines = [dumps(measurement("tor", {"pad": "x" * (1000 + i)}, measurement_uid=f"u{i}"))
+             for i in range(4000)]  # fmt: skip
+    whole = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1)
+    at = len(whole) * 3 // 4
+    broken = whole[:at] if damage == "cut" else whole[:at] + b"\xff" * 64 + whole[at + 64 :]
+    path = tmp_path / "damaged.jsonl.gz"
+    path.write_bytes(broken)
+    records = list(read_records(path))
+    good = [r for r in records if not r.problem]
+    assert len(good) > 3 * InflatedAhead.BLOCK // 5000  # well past the first blocks
+    assert [r.data for r in good] == lines[: len(good)]
+    assert records[-1].problem and len(records) == len(good) + 1
+    # at least as many as a reader that never reads ahead finds before the damage (ISA-L's
+    # reader inflates up to a corruption, where a 64 KiB chunk of Gunzip's is lost whole)
+    with io.BufferedReader(Gunzip(open(path, "rb"))) as plain:
+        complete = 0
+        with contextlib.suppress(EOFError, OSError, zlib.error, isal_zlib.error):
+            while plain.readline().endswith(b"\n"):
+                complete += 1
+    assert len(good) >= complete > 0
+
+
+def test_a_reader_left_halfway_stops_its_inflating_thread(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl.gz"
+    line = dumps(measurement("tor", {"pad": "x" * 5000}))
+    path.write_bytes(gzip.compress((line + b"\n") * 3000, compresslevel=1))
+    records = read_records(path)
+    next(records)
+    records.close()
+    assert not [t for t in threading.enumerate() if t.name == "reachwatch-inflate"]
 
 
 def test_quarantined_bytes_are_kept(tmp_path: Path, store: Store) -> None:
