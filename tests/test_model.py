@@ -28,6 +28,7 @@ from reachwatch.model import (
     WhatsAppKeys,
     parse_measurement,
 )
+from reachwatch.model._measurement import _check_utf8
 
 from .conftest import GENERATED, SAMPLES, dumps, measurement, sample
 
@@ -239,3 +240,28 @@ def test_one_pass_and_two_passes_refuse_with_the_same_reason() -> None:
     m["probe_cc"] = "azerbaijan"
     with pytest.raises(InvalidMeasurement, match="probe_cc 'azerbaijan'"):
         parse_measurement(dumps(m))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.text(max_size=64).map(lambda s: s.encode("utf-8", "surrogatepass")),
+        st.tuples(st.text(max_size=32), st.binary(max_size=4), st.text(max_size=32)).map(
+            lambda t: t[0].encode() + t[1] + t[2].encode()
+        ),
+    )
+)
+def test_bytes_are_refused_as_utf8_exactly_where_python_refuses_them(data: bytes) -> None:
+    """Arrow's validator decides for non-ASCII bytes; Python's decoder is the reference."""
+    try:
+        data.decode("utf-8")
+        expected = None
+    except UnicodeDecodeError as exc:
+        expected = f"invalid UTF-8 at byte {exc.start}"
+    try:
+        _check_utf8(data)
+        got = None
+    except InvalidMeasurement as exc:
+        got = exc.reason
+    assert got == expected
