@@ -15,8 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from itertools import islice
-from operator import itemgetter
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -437,14 +437,15 @@ _ARROW_TYPES = {
 
 
 def _table(columns: dict[str, str], rows: list[Any]) -> pa.Table:
-    """Rows (tuples in the schema's column order) -> an Arrow table of the schema's types."""
-    names = list(columns)
-    arrays = [
-        # one C-level pass per column: several times faster than zip(*rows) on many rows
-        pa.array(list(map(itemgetter(i), rows)), type=_ARROW_TYPES[kind.split()[0]])
-        for i, kind in enumerate(columns.values())
-    ]
-    return pa.Table.from_arrays(arrays, names=names)
+    """Rows (tuples in the schema's column order) -> an Arrow table of the schema's types,
+    converted as one struct array: Arrow walks each tuple once (twice as fast as a list per
+    column, itself several times faster than zip(*rows))."""
+    return pa.Table.from_struct_array(pa.array(rows, _row_type(tuple(columns.items()))))
+
+
+@cache
+def _row_type(columns: tuple[tuple[str, str], ...]) -> pa.StructType:
+    return pa.struct([(name, _ARROW_TYPES[kind.split()[0]]) for name, kind in columns])
 
 
 def _reason_kind(reason: str) -> str:
