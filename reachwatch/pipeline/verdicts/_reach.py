@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from ...model import DNSQuery, Primitives, TCPConnect, TLSHandshake
@@ -39,7 +40,10 @@ class Reach:
         return f"{self.stage.upper()} {self.where} failed with {self.failure}"
 
 
+@lru_cache(maxsize=65536)
 def url_host(url: str | None) -> str:
+    """The URL's host, lowercase ("" if none); cached: test lists repeat the same URLs, and
+    `SplitResult.hostname` is parsed again at every call."""
     try:
         return (urlsplit(url or "").hostname or "").lower()
     except ValueError:

@@ -85,10 +85,7 @@ def web_connectivity(pm: ParsedMeasurement, fingerprints: Fingerprints) -> list[
     says = probe_says(keys)
     if not target:
         return [error("(no input)", "the measurement names no URL", says)]
-    try:
-        host = _norm_host(urlsplit(target).hostname)
-    except ValueError:
-        host = ""
+    host = _url_host(target)
     if not host:
         return [error(target, f"the input {target[:80]!r} is not a URL", says)]
     verdict = _Analysis(pm, keys, host, fingerprints).run()
@@ -409,9 +406,8 @@ class _Analysis:
 
     def _redirect_lookup_failure(self, attempt: _Attempt) -> _Outcome | None:
         location = attempt.page.header("location") if attempt.page else None
-        try:
-            host = _norm_host(urlsplit(location or "").hostname)
-        except ValueError:
+        host = _url_host(location or "")
+        if not host:
             return None
         for query in self.keys.queries or ():
             if (
@@ -551,9 +547,8 @@ class _Analysis:
         url = transaction.request.url if transaction.request else None
         if not url or not url.lower().startswith("https://"):
             return False
-        try:
-            host = _norm_host(urlsplit(url).hostname)
-        except ValueError:
+        host = _url_host(url)
+        if not host:
             return False
         handshakes = [
             h for h in self.keys.tls_handshakes or () if _norm_host(h.server_name) == host
@@ -748,6 +743,16 @@ def _endpoint(ip: str, port: int | None) -> str:
 def _known(fp: Fingerprint) -> str:
     where = ", ".join(sorted(fp.expected_countries)) or "any country"
     return f"a known censor fingerprint {fp.name} ({fp.scope}, {where})"
+
+
+@lru_cache(maxsize=65536)
+def _url_host(url: str) -> str:
+    """The URL's host, normalised ("" if it has none or is no URL); cached: test lists
+    repeat the same URLs, and `SplitResult.hostname` is parsed again at every call."""
+    try:
+        return _norm_host(urlsplit(url).hostname)
+    except ValueError:
+        return ""
 
 
 @lru_cache(maxsize=65536)
