@@ -394,3 +394,31 @@ def test_a_large_quarantined_record_is_kept_whole_in_the_archive(
     again = ingest([path], store)  # known: not kept twice
     assert again.quarantined == 2
     assert store.execute("SELECT count(*) FROM quarantine").fetchone() == (2,)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["readline", "read"]), st.integers(-1, 50)), max_size=40
+    ),
+    block=st.integers(1, 64),
+    members=st.integers(1, 3),
+)
+def test_reading_ahead_reads_what_a_buffered_gunzip_reads(
+    tmp_path: Path, lines: list[bytes], ops: list[tuple[str, int]], block: int, members: int
+) -> None:
+    """readline and read, cut from blocks of any size, hand out the bytes a plain buffered
+    reader hands out, line ends and limits included, across gzip members."""
+    data = b"\n".join(lines)
+    cut = len(data) // members or 1
+    path = tmp_path / "ahead.jsonl.gz"
+    path.write_bytes(b"".join(gzip.compress(data[i : i + cut]) for i in range(0, len(data), cut)))
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(pytest.MonkeyPatch.context()).setattr(InflatedAhead, "BLOCK", block)
+        ahead = stack.enter_context(InflatedAhead(open(path, "rb"), path))  # noqa: SIM115
+        plain = stack.enter_context(io.BufferedReader(Gunzip(open(path, "rb"))))  # noqa: SIM115
+        for op, n in [*ops, ("read", -1)]:
+            assert getattr(ahead, op)(n) == getattr(plain, op)(n), (op, n)
