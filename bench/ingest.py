@@ -96,10 +96,10 @@ def phase_stage(files: list[Path], stage: str) -> dict[str, float]:
 
 def phase_ingest(files: list[Path], db: Path) -> dict[str, float]:
     from reachwatch.pipeline import ingest
-    from reachwatch.store import INGEST_MEMORY_LIMIT, Store
+    from reachwatch.store import Store
 
     start, cpu0 = time.perf_counter(), _cpu()
-    with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:  # as `reachwatch ingest`
+    with Store.for_ingest(db) as store:  # as `reachwatch ingest`
         report = ingest(files, store)
     return {**_counts(report), **_usage(start, cpu0)}
 
@@ -117,9 +117,9 @@ def _counts(report: IngestReport) -> dict[str, float]:
 def phase_dask(files: list[Path], db: Path, workers: int) -> dict[str, float]:
     """The same ingest with a local Dask cluster analysing."""
     from reachwatch.pipeline import ingest_on
-    from reachwatch.store import INGEST_MEMORY_LIMIT, Store
+    from reachwatch.store import Store
 
-    with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:
+    with Store.for_ingest(db) as store:
         report, usage = _on_cluster(workers, lambda client: ingest_on(client, list(files), store))
     return {**_counts(report), **usage}
 
@@ -128,9 +128,9 @@ def phase_again(db: Path, workers: int) -> dict[str, float]:
     """The stored measurements analysed again from the archive (`reprocess` with no paths),
     here or, with workers, on a local Dask cluster."""
     from reachwatch.pipeline import reanalyse
-    from reachwatch.store import INGEST_MEMORY_LIMIT, Store
+    from reachwatch.store import Store
 
-    with Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store:
+    with Store.for_ingest(db) as store:
         if not workers:
             start, cpu0 = time.perf_counter(), _cpu()
             report = reanalyse(store)

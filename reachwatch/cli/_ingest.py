@@ -23,7 +23,7 @@ from .. import ReachwatchError
 from ..archive import measurement_files
 from ..pipeline import IngestReport, ingest_on, reanalyse, to_reanalyse
 from ..pipeline import ingest as run_ingest
-from ..store import DEFAULT_DB, INGEST_MEMORY_LIMIT, Store, export_parquet
+from ..store import DEFAULT_DB, Store, export_parquet
 from ._common import DbOption, console, errors
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB)) -> None:
     """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
     files = measurement_files(paths)  # walked once: the bar's total and the ingest's input
     with (
-        Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store,
+        Store.for_ingest(db) as store,
         _progress("ingest", _size(files)) as progress,
     ):
         report = run_ingest(files, store, progress=progress)
@@ -107,7 +107,7 @@ def reprocess(
     new fingerprints or a changed rule) and says how many verdicts changed."""
     files = measurement_files(paths or [])
     with (
-        Store(db, memory_limit=INGEST_MEMORY_LIMIT) as store,
+        Store.for_ingest(db) as store,
         _cluster(workers, scheduler) as client,
     ):
         if files:

@@ -6,7 +6,6 @@ from ._queries import StatusRow, status, verdict_rows
 from ._store import (
     DB_ENV,
     DEFAULT_DB,
-    INGEST_MEMORY_LIMIT,
     Store,
     archive_root_for,
     default_db_path,
@@ -15,7 +14,6 @@ from ._store import (
 __all__ = [
     "DB_ENV",
     "DEFAULT_DB",
-    "INGEST_MEMORY_LIMIT",
     "ClaimsAdded",
     "StatusRow",
     "Store",
