@@ -1,14 +1,15 @@
-"""`python -m bench NAME [args]`: one benchmark (ingest, lab, probe, events, serve, oonidata,
-latency, fuzz)."""
+"""`python -m bench NAME [args]`: one benchmark (ingest, instructions, lab, probe, events,
+serve, oonidata, latency, fuzz)."""
 
 from __future__ import annotations
 
 import sys
 
-from . import events, fuzz, ingest, lab, latency, oonidata, probe, serve
+from . import events, fuzz, ingest, instructions, lab, latency, oonidata, probe, serve
 
 BENCHMARKS = {
     "ingest": ingest.main,
+    "instructions": instructions.main,
     "lab": lab.main,
     "probe": probe.main,
     "events": events.main,

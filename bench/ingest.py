@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
             ("read", "read: inflate and split lines"),
             ("typed", "+ decode into typed measurements"),
             ("rows", "+ observations and verdicts"),
-            ("chunks", "+ gzip members and Arrow tables (a worker's whole share)"),
+            ("chunks", "+ Arrow tables, gzip members of what is not kept whole (a worker's share)"),
         ):
             result = _child(stage, files, db)
             per = result["cpu_s"] / result["count"] * 1e6
