@@ -222,19 +222,27 @@ class InflatedAhead(io.BufferedIOBase):
         return rest
 
     def readline(self, limit: int | None = -1) -> bytes:
-        limit = -1 if limit is None else limit
+        return self._take(-1 if limit is None else limit, line=True)
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._take(-1 if size is None else size, line=False)
+
+    def _take(self, limit: int, line: bool) -> bytes:
+        """Up to `limit` bytes (all if negative), and if `line` up to the first newline
+        included: slices of the blocks, joined only where they span two."""
         parts: list[bytes] = []
         size = 0
         while limit < 0 or size < limit:
             if self._rest is not None:
-                parts.append(self._rest.readline(-1 if limit < 0 else limit - size))
+                left = -1 if limit < 0 else limit - size
+                parts.append(self._rest.readline(left) if line else self._rest.read(left))
                 break
             block, at = self._block, self._at
             if at >= len(block):
                 if not self._next_block() and self._rest is None:
                     break
                 continue
-            end = block.find(b"\n", at)
+            end = block.find(b"\n", at) if line else -1
             stop = len(block) if end < 0 else end + 1
             if limit >= 0:
                 stop = min(stop, at + limit - size)
@@ -244,25 +252,6 @@ class InflatedAhead(io.BufferedIOBase):
             if stop == end + 1:
                 break
         return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def read(self, size: int | None = -1) -> bytes:
-        size = -1 if size is None else size
-        parts: list[bytes] = []
-        got = 0
-        while size < 0 or got < size:
-            if self._rest is not None:
-                parts.append(self._rest.read(-1 if size < 0 else size - got))
-                break
-            block, at = self._block, self._at
-            if at >= len(block):
-                if not self._next_block() and self._rest is None:
-                    break
-                continue
-            stop = len(block) if size < 0 else min(len(block), at + size - got)
-            parts.append(block[at:stop])
-            got += stop - at
-            self._at = stop
-        return b"".join(parts)
 
     def close(self) -> None:
         self._stop.set()
