@@ -226,7 +226,7 @@ class _Job:
         members = kept.column(_MEMBER).to_pylist()
         cans = kept.column(_CAN).to_pylist()
         placed = [
-            (self.writer.keep(can), -1) if can is not None
+            (self.writer.keep(can), 0) if can is not None  # a can is read from its start
             else self.writer.add(start, country, test, member)
             for start, country, test, member, can
             in zip(starts, countries, tests, members, cans, strict=True)
@@ -240,7 +240,7 @@ class _Job:
             .append_column("raw_path", pa.array([path for path, _ in placed], pa.string()))
             .append_column(
                 "raw_offset",
-                pa.array([0 if at < 0 else bases[path] + at for path, at in placed], pa.int64()),
+                pa.array([bases.get(path, 0) + at for path, at in placed], pa.int64()),
             )
             .append_column(
                 "raw_index",
