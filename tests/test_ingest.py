@@ -126,6 +126,14 @@ def test_a_gzip_input_is_kept_as_it_came_and_its_lines_read_back(
     assert sorted(store.archive_root.glob("cans/*/*")) == cans  # nothing new: nothing copied
     assert reanalyse(store).changed == 0
 
+    # a damaged can: re-analysis keeps the rows of what it cannot read, and says why
+    damaged = bytearray(can.read_bytes())
+    damaged[len(damaged) // 2 : len(damaged) // 2 + 16] = b"\xff" * 16
+    can.write_bytes(bytes(damaged))
+    again = reanalyse(store)
+    assert again.kept >= 1 and all("archive unreadable" in r for r in again.reasons)
+    assert store.execute("SELECT count(*) FROM measurements").fetchone() == (3,)
+
 
 def test_ingesting_the_same_files_twice_changes_nothing(tmp_path: Path, store: Store) -> None:
     first = ingest([FASTPATH, GENERATED], store)

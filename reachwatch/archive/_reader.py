@@ -31,7 +31,7 @@ SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
 PROGRESS_STEP = 1 << 20
 
 # what a damaged compressed stream raises (gzip.BadGzipFile is an OSError)
-_STREAM_ERRORS: tuple[type[BaseException], ...] = (
+STREAM_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
     OSError,
     zlib.error,
@@ -273,7 +273,7 @@ def _read_document(
     """A `.json` file holds one measurement, unless its first line is one (then it is JSONL)."""
     try:
         head = stream.readline(max_bytes + 1)
-    except _STREAM_ERRORS as exc:
+    except STREAM_ERRORS as exc:
         yield RawRecord(source, "record 1", b"", _stream_problem(exc))
         return
     if head.strip().startswith(b"{") and head.rstrip().endswith(b"}") and _is_json(head):
@@ -290,7 +290,7 @@ def _read_document(
                 break
             chunks.append(chunk)
             size += len(chunk)
-    except _STREAM_ERRORS as exc:
+    except STREAM_ERRORS as exc:
         problem = _stream_problem(exc)
     data = b"".join(chunks)
     if size > max_bytes:
@@ -311,7 +311,7 @@ def _read_lines(
         number += 1
         try:
             line = stream.readline(max_bytes + 1)
-        except _STREAM_ERRORS as exc:
+        except STREAM_ERRORS as exc:
             yield RawRecord(source, f"line {number}", b"", _stream_problem(exc))
             return
         if not line:
@@ -342,7 +342,7 @@ def _rest_of_long_line(stream: IO[bytes], head: bytes) -> tuple[bytes, int, str 
                 kept_size += len(kept[-1])
             if chunk.endswith(b"\n"):
                 break
-    except _STREAM_ERRORS as exc:
+    except STREAM_ERRORS as exc:
         return b"".join(kept), total, _stream_problem(exc)
     return b"".join(kept).rstrip(b"\r\n"), total, None
 
@@ -352,7 +352,7 @@ def _drain(stream: IO[bytes]) -> int:
     try:
         while chunk := stream.read(1 << 20):
             total += len(chunk)
-    except _STREAM_ERRORS:
+    except STREAM_ERRORS:
         pass
     return total
 

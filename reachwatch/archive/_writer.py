@@ -29,7 +29,7 @@ from pathlib import Path
 from isal import isal_zlib
 
 from .._errors import StoreError
-from ._reader import Gunzip
+from ._reader import STREAM_ERRORS, Gunzip
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _SYNCFS = getattr(_LIBC, "syncfs", None)
@@ -176,7 +176,7 @@ class ArchiveReader:
             self._stream, self._at = None, None
 
     def read(self, location: RawLocation) -> bytes:
-        """The bytes of the measurement at `location`; OSError or EOFError if unreadable."""
+        """The bytes of the measurement at `location`; one of STREAM_ERRORS if unreadable."""
         if location.index == WHOLE:
             return _member(self.root / location.path, location.offset)
         stream = self._stream
@@ -199,12 +199,12 @@ class ArchiveReader:
             raise EOFError(f"{location.path} has no line {location.index + 1}")
         return line.strip()
 
-    def read_all(self, locations: list[RawLocation]) -> Iterator[bytes | Exception]:
+    def read_all(self, locations: list[RawLocation]) -> Iterator[bytes | BaseException]:
         """Each location's bytes, or the error that kept them from being read."""
         for location in locations:
             try:
                 yield self.read(location)
-            except (OSError, EOFError) as exc:
+            except STREAM_ERRORS as exc:  # a file gone, cut or damaged
                 self.close()
                 yield exc
 

@@ -48,7 +48,7 @@ def _records(root: Path, located: list[Located]) -> Iterator[RawRecord]:
     with ArchiveReader(root) as reader:
         where = [RawLocation(path, offset, index) for _, path, offset, index in located]
         for (uid, path, offset, _), data in zip(located, reader.read_all(where), strict=True):
-            if isinstance(data, Exception):
+            if isinstance(data, BaseException):
                 problem = f"archive unreadable at {path}@{offset}: {data}"
                 yield RawRecord(path, uid, b"", problem)
             else:
