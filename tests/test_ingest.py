@@ -24,6 +24,7 @@ from reachwatch.archive._reader import Gunzip, InflatedAhead
 from reachwatch.pipeline import ingest, quarantined, reanalyse
 from reachwatch.pipeline._ingest import QUARANTINE_INLINE
 from reachwatch.store import Store
+from reachwatch.store._schema import UID_TIME
 
 from .conftest import FASTPATH, GENERATED, dumps, measurement, sample
 
@@ -133,6 +134,31 @@ def test_a_gzip_input_is_kept_as_it_came_and_its_lines_read_back(
     again = reanalyse(store)
     assert again.kept >= 1 and all("archive unreadable" in r for r in again.reasons)
     assert store.execute("SELECT count(*) FROM measurements").fetchone() == (3,)
+
+
+def test_a_uid_that_comes_again_with_another_start_time_is_a_duplicate(
+    tmp_path: Path, store: Store
+) -> None:
+    """Duplicates are looked for by the time the uid begins with, not the start time that
+    comes with it: a copy edited or sent again with another start time is not stored twice."""
+    uid = "20240501120000.000000_AZ_tor_0123456789abcdef"
+    first, later = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_bytes(dumps(measurement("tor", {"failure": None}, measurement_uid=uid)) + b"\n")
+    edited = measurement("tor", {"failure": None}, measurement_uid=uid)
+    edited["measurement_start_time"] = "2023-01-01 00:00:00"
+    later.write_bytes(dumps(edited) + b"\n")
+    assert ingest([first], store).stored == 1
+    report = ingest([later], store)
+    assert (report.stored, report.duplicates) == (0, 1)
+    rows = store.execute("SELECT measurement_start_time, uid_time FROM measurements").fetchall()
+    assert [(str(a), str(b)) for a, b in rows] == [("2024-05-01 12:00:00", "2024-05-01 12:00:00")]
+    odd = tmp_path / "c.jsonl"  # a uid that begins with no time: 1970, found all the same
+    odd.write_bytes(dumps(measurement("tor", {"failure": None}, measurement_uid="odd")) + b"\n")
+    assert ingest([odd], store).stored == 1
+    edited = measurement("tor", {"failure": None}, measurement_uid="odd")
+    edited["measurement_start_time"] = "2020-01-01 00:00:00"
+    odd.write_bytes(dumps(edited) + b"\n")
+    assert ingest([odd], store).duplicates == 1
 
 
 def test_ingesting_the_same_files_twice_changes_nothing(tmp_path: Path, store: Store) -> None:
@@ -366,6 +392,7 @@ def test_a_schema_1_store_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) 
         store.execute("ALTER TABLE verdicts DROP COLUMN via")
         store.execute("ALTER TABLE verdicts DROP COLUMN run_id")
         store.execute("ALTER TABLE verdicts DROP COLUMN probe_network_name")
+        store.execute("ALTER TABLE measurements DROP COLUMN uid_time")
         store.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match=r"schema version 1.*ingest` upgrades it"):
         Store(path, read_only=True)
@@ -379,6 +406,12 @@ def test_a_schema_1_store_is_upgraded_in_place_keeping_its_rows(tmp_path: Path) 
             "FROM verdicts v JOIN measurements m USING (measurement_uid)"
         ).fetchone()
         assert named is not None and named[0] == named[1] and named[2] > 0  # filled from there
+        timed = store.execute(
+            "SELECT count(*), count(*) FILTER (WHERE uid_time = "
+            f"{UID_TIME.format(uid='measurement_uid')}), "
+            "count(*) FILTER (WHERE uid_time > TIMESTAMP '2000-01-01') FROM measurements"
+        ).fetchone()
+        assert timed is not None and timed[0] == timed[1] and timed[2] > 0  # each uid's own
         ingest([FASTPATH], store)  # and it works as a current store: all duplicates now
         assert _counts(store) == before
 

@@ -76,7 +76,8 @@ class IngestReport:
 
 
 _ANALYSED_COLUMNS = {c: kind for c, kind in MEASUREMENT_COLUMNS.items()
-                     if c not in ("raw_path", "raw_offset", "raw_index", "ingest_id")}  # fmt: skip
+                     if c not in ("uid_time", "raw_path", "raw_offset", "raw_index",
+                                  "ingest_id")}  # fmt: skip
 """What analysis knows of a measurement; where its bytes went is known once it is written."""
 _RECORD = "_record"  # ties an observation or verdict row to its measurement row in a chunk
 _MEMBER = "_member"  # the measurement's bytes, compressed as one gzip member for the archive
@@ -207,7 +208,7 @@ class _Job:
         first: dict[str, int] = {}
         for row, uid in enumerate(uids):
             first.setdefault(uid, row)
-        times = table.column("measurement_start_time")
+        times = self.store.uid_times(table.column("measurement_uid"))
         known = (self.store.known_uids(list(first), pc.min(times).as_py(), pc.max(times).as_py())
                  if first else set())  # fmt: skip
         fresh = [row for uid, row in first.items() if uid not in known]
@@ -237,6 +238,7 @@ class _Job:
         lines = pc.subtract(kept.column(_LINE), 1)
         measurements = (
             kept.drop_columns([_MEMBER, _CAN, _LINE])
+            .append_column("uid_time", times if everything else times.take(chosen))
             .append_column("raw_path", pa.array([path for path, _ in placed], pa.string()))
             .append_column(
                 "raw_offset",

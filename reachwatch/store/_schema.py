@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 
 MEASUREMENT_COLUMNS: dict[str, str] = {
     # unique by construction (the ingest checks before it writes), without an index: an index
@@ -18,6 +18,7 @@ MEASUREMENT_COLUMNS: dict[str, str] = {
     "probe_network_name": "VARCHAR",
     "input": "VARCHAR",
     "measurement_start_time": "TIMESTAMP NOT NULL",
+    "uid_time": "TIMESTAMP",  # UID_TIME of measurement_uid: what duplicates are looked for by
     "software_name": "VARCHAR",
     "software_version": "VARCHAR",
     "resolver_asn": "VARCHAR",
@@ -159,6 +160,11 @@ def create_table(name: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({body})"
 
 
+UID_TIME = "coalesce(try_strptime(left({uid}, 14), '%Y%m%d%H%M%S'), TIMESTAMP '1970-01-01')"
+"""The time a measurement_uid begins with (OONI's and reachwatch's: YYYYMMDDHHMMSS...), 1970
+for any other: a uid that comes again is found by it whatever start time comes with it, and
+it rises as a feed goes on, so DuckDB's zone maps skip what lies outside a batch's range."""
+
 MIGRATIONS: dict[str, list[str]] = {
     # 1 -> 2: measurements through a tunnel (circumvention)
     "1": [
@@ -179,6 +185,11 @@ MIGRATIONS: dict[str, list[str]] = {
     "5": [
         "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS raw_path VARCHAR",
         "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS raw_offset BIGINT",
+    ],
+    # 6 -> 7: duplicates looked for by the uid's own time, not the measurement's start time
+    "6": [
+        "ALTER TABLE measurements ADD COLUMN IF NOT EXISTS uid_time TIMESTAMP",
+        f"UPDATE measurements SET uid_time = {UID_TIME.format(uid='measurement_uid')}",
     ],
 }
 """Per schema version, the statements that bring a store to the next one."""

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from .._errors import StoreError
-from ._schema import MIGRATIONS, SCHEMA_VERSION, TABLES, create_statements
+from ._schema import MIGRATIONS, SCHEMA_VERSION, TABLES, UID_TIME, create_statements
 
 DEFAULT_DB = "reachwatch.duckdb"
 MEMORY_LIMIT = "256MB"
@@ -118,8 +119,18 @@ class Store:
 
     # --- writing -------------------------------------------------------------------------
 
+    def uid_times(self, uids: pa.ChunkedArray) -> pa.Array:
+        """Each uid's UID_TIME, as the store computes it (one definition, also for the rows
+        a migration gave it)."""
+        rows = self.con.execute(
+            f"SELECT {UID_TIME.format(uid='u')} FROM (SELECT unnest(?::VARCHAR[]) AS u)",
+            [uids.to_pylist()],
+        ).fetchall()
+        return pa.array([row[0] for row in rows], pa.timestamp("us"))
+
     def known_uids(self, uids: list[str], first: datetime, last: datetime) -> set[str]:
-        """Which of these measurement_uids, measured between `first` and `last`, are stored.
+        """Which of these measurement_uids, whose UID_TIMEs lie between `first` and `last`,
+        are stored.
 
         The time range lets DuckDB skip every row group outside it (zone maps): the check costs
         what the batch's time span holds, not the whole table.
@@ -128,7 +139,7 @@ class Store:
             return set()
         rows = self.con.execute(
             "SELECT measurement_uid FROM measurements "
-            "WHERE measurement_start_time BETWEEN ? AND ? "
+            "WHERE uid_time BETWEEN ? AND ? "
             "AND measurement_uid IN (SELECT unnest(?::VARCHAR[]))",
             [first, last, uids],
         ).fetchall()
