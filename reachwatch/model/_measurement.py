@@ -83,7 +83,7 @@ def parse_measurement(data: bytes) -> ParsedMeasurement:
     _check_utf8(data)
     whole = _in_one_pass(data)
     if whole is not None:
-        return _parsed(data, whole, whole.test_keys)  # type: ignore[attr-defined]
+        return _parsed(data, whole, whole.test_keys, *_check(whole))  # type: ignore[attr-defined]
     try:
         base = _BASE.decode(data)
     except msgspec.ValidationError as exc:
@@ -93,7 +93,7 @@ def parse_measurement(data: bytes) -> ParsedMeasurement:
     except RecursionError:
         raise InvalidMeasurement("invalid JSON: nesting too deep") from None
 
-    _check(base)
+    checked = _check(base)
     keys_decoder = _KEYS.get(base.test_name)
     keys: TestKeys | None = None
     if keys_decoder is not None and not _is_null(base.test_keys):
@@ -104,7 +104,7 @@ def parse_measurement(data: bytes) -> ParsedMeasurement:
             raise InvalidMeasurement(f"test_keys of {base.test_name}: {where}") from None
         except RecursionError:
             raise InvalidMeasurement("invalid JSON: nesting too deep") from None
-    return _parsed(data, base, keys)
+    return _parsed(data, base, keys, *checked)
 
 
 def _check_utf8(data: bytes) -> None:
@@ -135,32 +135,35 @@ def _in_one_pass(data: bytes) -> Measurement | None:
     costs a second decode, never a wrong result."""
     at = data.rfind(b'"test_name"')
     found = _TEST_NAME.match(data, at) if at >= 0 else None
-    decoder = _WHOLE.get(found.group(1).decode()) if found else None
-    if decoder is None or found is None:
+    test = found.group(1).decode() if found else ""
+    decoder = _WHOLE.get(test)
+    if decoder is None:
         return None
     try:
         whole = decoder.decode(data)
     except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
-    if not isinstance(whole, Measurement) or whole.test_name != found.group(1).decode():
+    if not isinstance(whole, Measurement) or whole.test_name != test:
         return None
-    _check(whole)
     return whole
 
 
-def _check(base: Measurement) -> None:
-    """Refuse what no measurement has, in the order the reasons have always been given."""
-    _parse_time(base.measurement_start_time)
-    parse_asn(base.probe_asn)
+def _check(base: Measurement) -> tuple[datetime, int]:
+    """Refuse what no measurement has, in the order the reasons have always been given;
+    returns the start time and the AS number, parsed."""
+    start_time = _parse_time(base.measurement_start_time)
+    probe_asn = parse_asn(base.probe_asn)
     if not _CC.fullmatch(base.probe_cc):
         raise InvalidMeasurement(f"probe_cc {base.probe_cc!r} is not a two-letter country code")
     if not base.test_name:
         raise InvalidMeasurement("test_name is empty")
+    return start_time, probe_asn
 
 
-def _parsed(data: bytes, base: Measurement, keys: TestKeys | None) -> ParsedMeasurement:
+def _parsed(
+    data: bytes, base: Measurement, keys: TestKeys | None, start_time: datetime, probe_asn: int
+) -> ParsedMeasurement:
     """The checked base keys and test_keys, normalised for the pipeline."""
-    start_time = _parse_time(base.measurement_start_time)
     uid = base.measurement_uid
     computed = not uid
     if not uid:
@@ -173,7 +176,7 @@ def _parsed(data: bytes, base: Measurement, keys: TestKeys | None) -> ParsedMeas
         uid_computed=computed,
         base=base,
         start_time=start_time,
-        probe_asn=parse_asn(base.probe_asn),
+        probe_asn=probe_asn,
         input=inp or None,
         known_test=base.test_name in TEST_KEYS,
         keys=keys,

@@ -51,24 +51,16 @@ def text_of(value: MaybeBinary | None) -> str:
 
 def length_of(value: MaybeBinary | None) -> int:
     """Length in bytes of a body as the probe saw it."""
-    global _last_measured
     if value is None:
         return 0
     if isinstance(value, str):
         if value.isascii():  # O(1): most bodies need no encoding to be measured
             return len(value)
-        last, size = _last_measured
-        if last is not value:  # observations and verdicts measure the same body in turn
-            try:  # twice as fast as with an error handler, which only lone surrogates need
-                size = len(value.encode("utf-8"))
-            except UnicodeEncodeError:
-                size = len(value.encode("utf-8", "surrogatepass"))
-            _last_measured = (value, size)
-        return size
+        try:  # twice as fast as with an error handler, which only lone surrogates need
+            return len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            return len(value.encode("utf-8", "surrogatepass"))
     return len(value.to_bytes())
-
-
-_last_measured: tuple[str | None, int] = (None, 0)
 
 
 class DNSAnswer(msgspec.Struct, kw_only=True, gc=False):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from ...model import (
     Control,
@@ -50,6 +49,7 @@ from ._common import (
     ok,
     technique_for,
 )
+from ._reach import url_host
 
 SYSTEM_ENGINES = frozenset({"", "system", "getaddrinfo", "golang_net_resolver", "go", "unknown"})
 BODY_PROPORTION = 0.7
@@ -85,7 +85,7 @@ def web_connectivity(pm: ParsedMeasurement, fingerprints: Fingerprints) -> list[
     says = probe_says(keys)
     if not target:
         return [error("(no input)", "the measurement names no URL", says)]
-    host = _url_host(target)
+    host = _norm_host(url_host(target))
     if not host:
         return [error(target, f"the input {target[:80]!r} is not a URL", says)]
     verdict = _Analysis(pm, keys, host, fingerprints).run()
@@ -406,7 +406,7 @@ class _Analysis:
 
     def _redirect_lookup_failure(self, attempt: _Attempt) -> _Outcome | None:
         location = attempt.page.header("location") if attempt.page else None
-        host = _url_host(location or "")
+        host = _norm_host(url_host(location))
         if not host:
             return None
         for query in self.keys.queries or ():
@@ -547,7 +547,7 @@ class _Analysis:
         url = transaction.request.url if transaction.request else None
         if not url or not url.lower().startswith("https://"):
             return False
-        host = _url_host(url)
+        host = _norm_host(url_host(url))
         if not host:
             return False
         handshakes = [
@@ -720,10 +720,7 @@ def _private_redirect(response: HTTPResponse | None) -> str | None:
     if response is None or not 300 <= (response.code or 0) < 400:
         return None
     location = response.header("location") or ""
-    try:
-        host = urlsplit(location).hostname or ""
-    except ValueError:
-        return None
+    host = url_host(location)
     return location[:120] if host and is_bogon(host) else None
 
 
@@ -743,16 +740,6 @@ def _endpoint(ip: str, port: int | None) -> str:
 def _known(fp: Fingerprint) -> str:
     where = ", ".join(sorted(fp.expected_countries)) or "any country"
     return f"a known censor fingerprint {fp.name} ({fp.scope}, {where})"
-
-
-@lru_cache(maxsize=65536)
-def _url_host(url: str) -> str:
-    """The URL's host, normalised ("" if it has none or is no URL); cached: test lists
-    repeat the same URLs, and `SplitResult.hostname` is parsed again at every call."""
-    try:
-        return _norm_host(urlsplit(url).hostname)
-    except ValueError:
-        return ""
 
 
 @lru_cache(maxsize=65536)
