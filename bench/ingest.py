@@ -1,6 +1,6 @@
 """Ingest throughput and memory vs parsing the same bytes with orjson alone.
 
-    python -m bench ingest [--count 100000] [--workers 2] [--stages]
+    python -m bench ingest [--count 100000] [--jobs 2] [--workers 2] [--stages] [--again]
 
 Each phase runs in its own process so its peak RSS is its own: `parse` reads the same gzip JSONL
 files (inflated with ISA-L, as the ingest does) and only runs orjson.loads on each line; `ingest`
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -29,7 +30,7 @@ from .build import OUT, cached
 if TYPE_CHECKING:  # the parse-only child imports none of reachwatch: its RSS is orjson's alone
     from distributed import Client
 
-    from reachwatch.pipeline import IngestReport
+    from reachwatch.pipeline import IngestReport, LocalPool
 
 T = TypeVar("T")
 
@@ -164,6 +165,51 @@ def _on_cluster(workers: int, work: Callable[[Client], T]) -> tuple[T, dict[str,
     }
 
 
+def phase_pool(files: list[Path], db: Path, jobs: int) -> dict[str, float]:
+    """The same ingest with worker processes of this machine analysing (`ingest --jobs`)."""
+    from reachwatch.pipeline import ingest_on
+    from reachwatch.store import Store
+
+    with Store.for_ingest(db) as store:
+        report, usage = _on_pool(jobs, lambda pool: ingest_on(pool, files, store))
+    return {**_counts(report), **usage}
+
+
+def _on_pool(jobs: int, work: Callable[[LocalPool], T]) -> tuple[T, dict[str, float]]:
+    """`work` with a LocalPool of `jobs` processes, counted like `_on_cluster`: the workers'
+    CPU and peak RSS are read from /proc before they stop (they are not our children)."""
+    from reachwatch.pipeline import LocalPool
+
+    with LocalPool(jobs) as pool:
+        list(pool.map(abs, range(jobs * 4)))  # the workers started, before the clock
+        pids = list(pool._processes)
+        before = sum(map(_proc_cpu, pids))
+        start, cpu0 = time.perf_counter(), _cpu()
+        result = work(pool)
+        here = _usage(start, cpu0)
+        worker_cpu = sum(map(_proc_cpu, pids)) - before
+        worker_rss = max(_proc_rss_mb(pid) for pid in pids)
+    return result, {
+        "wall_s": here["wall_s"],
+        "cpu_s": here["cpu_s"] + worker_cpu,
+        "client_cpu_s": here["cpu_s"],
+        "peak_rss_mb": here["peak_rss_mb"],
+        "worker_peak_rss_mb": worker_rss,
+    }
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _child(phase: str, files: list[Path], db: Path, workers: int = 0) -> dict[str, float]:
     out = subprocess.run(
         [
@@ -198,13 +244,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1, help="spread the measurements over days")
-    parser.add_argument("--phase", choices=["parse", "ingest", "dask", "again", "read", "typed",
-                                            "rows", "chunks"])  # fmt: skip
+    parser.add_argument("--phase", choices=["parse", "ingest", "dask", "pool", "again", "read",
+                                            "typed", "rows", "chunks"])  # fmt: skip
     parser.add_argument(
         "--again", action="store_true", help="also analyse the stored measurements again"
     )
     parser.add_argument(
         "--workers", type=int, default=0, help="also ingest on a local Dask cluster of N workers"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=0, help="also ingest with N worker processes, no cluster"
     )
     parser.add_argument(
         "--stages", action="store_true", help="also time the ingest's stages one by one"
@@ -219,6 +268,8 @@ def main(argv: list[str] | None = None) -> None:
             result = phase_ingest(args.files, args.db)
         elif args.phase == "dask":
             result = phase_dask(args.files, args.db, args.workers)
+        elif args.phase == "pool":
+            result = phase_pool(args.files, args.db, args.workers)
         elif args.phase == "again":
             result = phase_again(args.db, args.workers)
         else:
@@ -250,20 +301,22 @@ def main(argv: list[str] | None = None) -> None:
         ("observations, verdicts", f"{run['observations']:,}, {run['verdicts']:,}"),
         ("quarantined", f"{run['quarantined']:,}"),
     ]
-    if args.workers:
-        spread = _child("dask", files, db, args.workers)
+    for phase, n, name in (("pool", args.jobs, "processes"), ("dask", args.workers, "dask")):
+        if not n:
+            continue
+        spread = _child(phase, files, db, n)
         _remove(db)
         rate = spread["count"] / spread["cpu_s"]
         rows += [
             (
-                f"dask, {args.workers} workers: per core",
+                f"{name}, {n} workers: per core",
                 f"{rate:,.0f} msmt/s ({spread['wall_s']:.1f}s wall, "
                 f"{spread['count'] / spread['wall_s']:,.0f} msmt/s wall; this process "
                 f"{spread['client_cpu_s']:.0f} CPU s of {spread['cpu_s']:.0f})",
             ),
-            ("ratio dask / parse only", f"{rate / parse_rate:.2f}"),
-            ("peak RSS: dask, this process", f"{spread['peak_rss_mb']:,.0f} MB"),
-            ("peak RSS: dask, largest worker", f"{spread['worker_peak_rss_mb']:,.0f} MB"),
+            (f"ratio {name} / parse only", f"{rate / parse_rate:.2f}"),
+            (f"peak RSS: {name}, this process", f"{spread['peak_rss_mb']:,.0f} MB"),
+            (f"peak RSS: {name}, largest worker", f"{spread['worker_peak_rss_mb']:,.0f} MB"),
         ]
         assert (spread["count"], spread["verdicts"]) == (run["count"], run["verdicts"])
     for result, where in zip(again, ("here", f"dask, {args.workers} workers"), strict=False):

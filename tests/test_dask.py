@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ import orjson
 import pytest
 
 from bench.build import variants
+from reachwatch import ReachwatchError
 from reachwatch.archive import ArchiveReader, RawLocation
 from reachwatch.model import parse_measurement
 from reachwatch.pipeline import ingest
@@ -109,6 +111,54 @@ def test_dask_stores_what_the_in_process_ingest_stores(feed: Path, tmp_path: Pat
     assert checksums(spread) == checksums(local)
 
 
+def test_worker_processes_without_a_cluster_store_what_one_process_stores(
+    feed: Path, tmp_path: Path
+) -> None:
+    """`reachwatch ingest --jobs 2`: processes of this machine analyse, no cluster; the same
+    rows, and `reprocess --jobs 2` analyses them again to the same verdicts."""
+    inputs = [str(feed), str(SAMPLES)]
+    local = tmp_path / "local.duckdb"
+    with Store(local) as store:
+        report = ingest(inputs, store)
+    pooled = tmp_path / "pool.duckdb"
+    done = reachwatch("ingest", *inputs, "--db", str(pooled), "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    assert f"stored {report.stored:,} + duplicates {report.duplicates:,}" in done.stdout
+    assert checksums(pooled) == checksums(local)
+    with Store(pooled) as store:
+        store.execute("UPDATE verdicts SET verdict = 'blocked' WHERE verdict = 'ok' "
+                      "AND measurement_uid IN (SELECT measurement_uid FROM verdicts "
+                      "WHERE verdict = 'ok' ORDER BY 1 LIMIT 5)")  # fmt: skip
+    again = reachwatch("reprocess", "--db", str(pooled), "--jobs", "2")
+    assert again.returncode == 0, again.stderr
+    assert "analysed again" in again.stdout and " 0 verdicts changed" not in again.stdout
+    assert checksums(pooled) == checksums(local)
+
+
+def test_a_worker_process_that_dies_stops_the_ingest_with_whole_batches_stored(
+    tmp_path: Path,
+) -> None:
+    """A worker killed mid-task (here it exits): a clear error, nothing half-written (the
+    partition analysed before it is stored whole or not at all); running again adds the rest."""
+    from reachwatch.pipeline import LocalPool, _dask
+    from reachwatch.pipeline._ingest import write_all
+
+    local = tmp_path / "local.duckdb"
+    with Store(local) as store:
+        expected = ingest([SAMPLES], store).stored
+    files = _dask.measurement_files([SAMPLES])
+    good = (_dask.analyse_partition, [str(p) for p in files], 1)
+    db = tmp_path / "killed.duckdb"
+    with LocalPool(2) as pool, Store(db) as store:
+        with pytest.raises(ReachwatchError, match="a worker process died"):
+            write_all(_dask._in_order(pool, iter([good, (os._exit, 9, 1)]), None), store, files)
+        stored = store.execute("SELECT count(*) FROM measurements").fetchone()
+        assert stored is not None and stored[0] in (0, expected)
+        again = ingest([SAMPLES], store)
+        assert again.reconciled and again.stored + again.duplicates == again.read
+    assert checksums(db) == checksums(local)
+
+
 def test_parquet_export_reads_back_the_same_tables(feed: Path, tmp_path: Path) -> None:
     db = tmp_path / "p.duckdb"
     with Store(db) as store:
@@ -138,10 +188,13 @@ def test_parquet_export_reads_back_the_same_tables(feed: Path, tmp_path: Path) -
 def test_reprocess_says_what_it_needs(tmp_path: Path) -> None:
     both = reachwatch("reprocess", str(SAMPLES), "--db", str(tmp_path / "x.duckdb"),
                       "--workers", "2", "--scheduler", "tcp://127.0.0.1:9")  # fmt: skip
-    assert both.returncode != 0 and "not both" in both.stderr
+    assert both.returncode != 0 and "give one of" in both.stderr
     nowhere = reachwatch("reprocess", str(SAMPLES), "--db", str(tmp_path / "x.duckdb"),
                          "--scheduler", "tcp://127.0.0.1:9")  # fmt: skip
     assert nowhere.returncode != 0 and "cannot reach the scheduler" in nowhere.stderr
+    jobs = reachwatch("reprocess", "--db", str(tmp_path / "x.duckdb"), "--jobs", "2",
+                      "--workers", "2")  # fmt: skip
+    assert jobs.returncode != 0 and "give one of" in jobs.stderr
 
 
 def test_stored_measurements_are_analysed_again_from_the_archive(

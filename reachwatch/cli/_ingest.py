@@ -3,8 +3,9 @@ or on a Dask cluster, and the store's tables out as Parquet for any engine."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from .. import ReachwatchError
 from ..archive import measurement_files
-from ..pipeline import IngestReport, ingest_on, reanalyse, to_reanalyse
+from ..pipeline import IngestReport, LocalPool, ingest_on, reanalyse, to_reanalyse
 from ..pipeline import ingest as run_ingest
 from ..store import DEFAULT_DB, Store, export_parquet
 from ._common import DbOption, console, errors
@@ -30,6 +31,23 @@ if TYPE_CHECKING:
     from distributed import Client
 
 PathsArgument = Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz files or folders.")]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(min=1, help="Worker processes that analyse while this one writes (no cluster); "
+                 "default: one per core for a large input, else none."),
+]  # fmt: skip
+LARGE_BYTES = 64 << 20
+"""Input above which an ingest starts worker processes by default: below it, starting them
+costs about what they save."""
+LARGE_COUNT = 20_000
+"""Stored measurements above which a re-analysis starts worker processes by default."""
+
+
+def _pool(jobs: int | None, large: bool) -> LocalPool | None:
+    """The worker processes asked for (`--jobs`), or by default one per core for large work."""
+    if jobs is None:
+        jobs = len(os.sched_getaffinity(0)) if large else 1
+    return LocalPool(jobs) if jobs > 1 else None
 
 
 def _size(files: list[Path]) -> int:
@@ -72,14 +90,17 @@ def _print_report(report: IngestReport) -> None:
         raise typer.Exit(1)
 
 
-def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB)) -> None:
+def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB), jobs: JobsOption = None) -> None:
     """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
     files = measurement_files(paths)  # walked once: the bar's total and the ingest's input
+    size = _size(files)
     with (
         Store.for_ingest(db) as store,
-        _progress("ingest", _size(files)) as progress,
+        _pool(jobs, size > LARGE_BYTES) or nullcontext() as pool,
+        _progress("ingest", size) as progress,
     ):
-        report = run_ingest(files, store, progress=progress)
+        report = (ingest_on(pool, files, store, progress=progress) if pool
+                  else run_ingest(files, store, progress=progress))  # fmt: skip
     _print_report(report)
 
 
@@ -99,24 +120,26 @@ def reprocess(
                      "(tcp://HOST:PORT); its workers must see the input paths and the archive."),
     ] = None,
     cc: Annotated[str | None, typer.Option(help="Only this country's (with no paths).")] = None,
+    jobs: JobsOption = None,
 ) -> None:  # fmt: skip
-    """Run the pipeline over partitions (day x country), on dask.distributed with --workers or
-    --scheduler, else in this process. With PATHs it ingests them: workers analyse, this
-    process archives and stores, and the rows are those `ingest` stores. With none it derives
-    every stored measurement's observations and verdicts again from the raw archive (after
-    new fingerprints or a changed rule) and says how many verdicts changed."""
+    """Run the pipeline over partitions (day x country): on dask.distributed with --workers or
+    --scheduler, else in worker processes of this machine (--jobs) or in this process. With
+    PATHs it ingests them: workers analyse, this process archives and stores, and the rows are
+    those `ingest` stores. With none it derives every stored measurement's observations and
+    verdicts again from the raw archive (after new fingerprints or a changed rule) and says
+    how many verdicts changed."""
     files = measurement_files(paths or [])
-    with (
-        Store.for_ingest(db) as store,
-        _cluster(workers, scheduler) as client,
-    ):
-        if files:
-            with _progress("reprocess", _size(files)) as progress:
-                report = (ingest_on(client, list(files), store, progress=progress) if client
-                          else run_ingest(files, store, progress=progress))  # fmt: skip
-        else:
-            with _progress("analyse again", to_reanalyse(store, cc), in_bytes=False) as progress:
-                again = reanalyse(store, client, cc=cc, progress=progress)
+    with Store.for_ingest(db) as store:
+        total = _size(files) if files else to_reanalyse(store, cc)
+        large = total > (LARGE_BYTES if files else LARGE_COUNT)
+        with _workers(workers, scheduler, jobs, large) as client:
+            if files:
+                with _progress("reprocess", total) as progress:
+                    report = (ingest_on(client, files, store, progress=progress) if client
+                              else run_ingest(files, store, progress=progress))  # fmt: skip
+            else:
+                with _progress("analyse again", total, in_bytes=False) as progress:
+                    again = reanalyse(store, client, cc=cc, progress=progress)
     if files:
         _print_report(report)
         return
@@ -131,12 +154,17 @@ def reprocess(
 
 
 @contextmanager
-def _cluster(workers: int | None, scheduler: str | None) -> Iterator[Client | None]:
-    """The Dask client the options ask for, or None: this process does the work."""
-    if workers is not None and scheduler is not None:
-        raise ReachwatchError("give --workers N (a local cluster) or --scheduler ADDRESS, not both")
+def _workers(
+    workers: int | None, scheduler: str | None, jobs: int | None, large: bool
+) -> Iterator[Client | LocalPool | None]:
+    """The Dask client the options ask for, else a pool of this machine's processes (`_pool`),
+    else None: this process does the work."""
+    if sum(option is not None for option in (workers, scheduler, jobs)) > 1:
+        raise ReachwatchError("give one of --workers N (a local Dask cluster), --scheduler "
+                              "ADDRESS or --jobs N (processes without a cluster)")  # fmt: skip
     if workers is None and scheduler is None:
-        yield None
+        with _pool(jobs, large) or nullcontext() as pool:
+            yield pool
         return
     from distributed import Client
 

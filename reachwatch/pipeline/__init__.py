@@ -1,6 +1,6 @@
 """The pipeline: raw measurement -> observations -> verdicts, and the ingest that runs it."""
 
-from ._dask import ingest_on
+from ._dask import LocalPool, ingest_on
 from ._ingest import IngestReport, Intake, ingest, quarantined
 from ._observations import Observation, observations_of
 from ._reanalyse import ReanalysisReport, reanalyse, to_reanalyse
@@ -9,6 +9,7 @@ from .verdicts import Verdict, verdicts_of
 __all__ = [
     "IngestReport",
     "Intake",
+    "LocalPool",
     "Observation",
     "ReanalysisReport",
     "Verdict",

@@ -1,28 +1,50 @@
-"""The ingest on dask.distributed: workers analyse partitions, this process writes them.
+"""The ingest on workers: a dask.distributed cluster's, or processes of this machine (a
+`LocalPool`, no cluster to start). Workers analyse partitions, this process writes them.
 
 Analysis (reading, parsing, observations, verdicts, compressing for the archive) is pure and
 costs nearly all the time, so it runs on the workers; DuckDB has one writer, so the archive
 and the store are written here, partition after partition in a fixed order. The rows are
-those of an in-process `ingest` of the same files, whatever the number of workers.
+those of an in-process `ingest` of the same files, whatever the workers and their number.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import re
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from .._errors import ReachwatchError
 from ..archive import measurement_files, read_records
 from ..store import Store
 from ._ingest import BATCH_SIZE, Analysed, IngestReport, Progress, analyse, batched, write_all
 
 if TYPE_CHECKING:
-    from distributed import Client, Future, LocalCluster
+    from distributed import Client, LocalCluster
 
 _Task = tuple[Callable[[Any], Analysed], Any, int]  # function, its argument, bytes it covers
+
+
+class LocalPool(ProcessPoolExecutor):
+    """Worker processes on this machine: every core analyses, with no cluster to start.
+
+    They are forked from a server process that imported the pipeline once (not from this
+    process, whose threads a fork would copy mid-step), so each starts in milliseconds.
+    Lighter than a local Dask cluster: no scheduler, results come back through a pipe."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["reachwatch.pipeline"])
+        super().__init__(workers, mp_context=context)
+        self.workers = workers
+
+
 PARTITION_BYTES = 64 << 20
 """A partition whose files hold more is sent to the workers in batches of records."""
 
@@ -64,13 +86,14 @@ def analyse_partition(files: list[str]) -> Analysed:
 
 
 def ingest_on(
-    client: Client,
-    paths: list[str | PathLike[str]],
+    client: Client | LocalPool,
+    paths: Iterable[str | PathLike[str]],
     store: Store,
     *,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Ingest `paths` with the cluster behind `client` analysing, a partition per task.
+    """Ingest `paths` with the workers of `client` (a Dask client or a `LocalPool`)
+    analysing, a partition per task.
 
     The workers read the files of a partition themselves (on a cluster, the paths must be
     where they can see them); a partition too large for one task (one huge file, say) is read
@@ -95,21 +118,39 @@ def _tasks(parts: list[list[Path]], progress: Progress | None) -> Iterator[_Task
 
 
 def _in_order(
-    client: Client, tasks: Iterator[_Task], progress: Progress | None
+    client: Client | LocalPool, tasks: Iterator[_Task], progress: Progress | None
 ) -> Iterator[Analysed]:
     """Each task's result in submission order, with a bounded window of tasks running."""
-    window = max(1, sum(client.nthreads().values())) + 2
-    running: deque[tuple[Future[Analysed], int]] = deque()
+    submit: Callable[[Callable[[Any], Analysed], Any], _Pending]
+    if isinstance(client, LocalPool):
+        window, submit = client.workers + 2, client.submit
+    else:  # not pure: the same paths given twice are two tasks, not one result reused
+        window = max(1, sum(client.nthreads().values())) + 2
+        submit = partial(client.submit, pure=False)
+    running: deque[tuple[_Pending, int]] = deque()
     for function, argument, size in tasks:
-        running.append((client.submit(function, argument, pure=False), size))
+        running.append((submit(function, argument), size))
         while len(running) >= window or (running and running[0][0].done()):
             yield _result(*running.popleft(), progress)
     while running:
         yield _result(*running.popleft(), progress)
 
 
-def _result(future: Future[Analysed], size: int, progress: Progress | None) -> Analysed:
-    chunk: Analysed = future.result()
+class _Pending(Protocol):
+    """A Dask future or a concurrent.futures one: all `_in_order` asks of either."""
+
+    def done(self) -> bool: ...
+    def result(self) -> Any: ...
+
+
+def _result(future: _Pending, size: int, progress: Progress | None) -> Analysed:
+    try:
+        chunk: Analysed = future.result()
+    except BrokenProcessPool:
+        raise ReachwatchError(
+            "a worker process died (killed, or out of memory): what was written before stays "
+            "stored; run the same command again to add the rest"
+        ) from None
     if progress is not None and size:
         progress(size)
     return chunk

@@ -1,8 +1,8 @@
 """Re-analysis: the observations and verdicts of stored measurements derived again from the
-raw archive, after the pipeline changed (new fingerprints, a fixed rule), in this process or
-on a Dask cluster. The measurements themselves stay as they are. They are read in the
-archive's order, so that each file (a can holds thousands) is read once, not once per
-measurement."""
+raw archive, after the pipeline changed (new fingerprints, a fixed rule), in this process, in
+worker processes of its own or on a Dask cluster. The measurements themselves stay as they
+are. They are read in the archive's order, so that each file (a can holds thousands) is read
+once, not once per measurement."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from ..archive import ArchiveReader, RawLocation, RawRecord
 from ..store import Store
-from ._dask import _in_order, _Task
+from ._dask import LocalPool, _in_order, _Task
 from ._ingest import _RECORD, BATCH_SIZE, Analysed, Progress, analyse
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def _records(root: Path, located: list[Located]) -> Iterator[RawRecord]:
 
 def reanalyse(
     store: Store,
-    client: Client | None = None,
+    client: Client | LocalPool | None = None,
     *,
     cc: str | None = None,
     progress: Progress | None = None,
