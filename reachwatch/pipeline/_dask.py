@@ -9,6 +9,7 @@ those of an in-process `ingest` of the same files, whatever the workers and thei
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import re
 from collections import deque
@@ -23,7 +24,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._errors import ReachwatchError
 from ..archive import measurement_files, read_records
 from ..store import Store
-from ._ingest import BATCH_SIZE, Analysed, IngestReport, Progress, analyse, batched, write_all
+from ._ingest import (
+    BATCH_SIZE,
+    GC_THRESHOLD,
+    Analysed,
+    IngestReport,
+    Progress,
+    analyse,
+    batched,
+    write_all,
+)
 
 if TYPE_CHECKING:
     from distributed import Client, LocalCluster
@@ -41,8 +51,13 @@ class LocalPool(ProcessPoolExecutor):
     def __init__(self, workers: int) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["reachwatch.pipeline"])
-        super().__init__(workers, mp_context=context)
+        super().__init__(workers, mp_context=context, initializer=_worker_started)
         self.workers = workers
+
+
+def _worker_started() -> None:
+    """A pool's worker only analyses: the collector's threshold as an ingest sets it."""
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 PARTITION_BYTES = 64 << 20
