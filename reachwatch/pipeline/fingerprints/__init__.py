@@ -1,8 +1,10 @@
 """OONI's blockpage and DNS-injection fingerprints (see ATTRIBUTION.txt), matched fast.
 
-Body patterns are searched with one Aho-Corasick automaton, so a body is scanned once whatever
-the number of fingerprints (about 1,300 body patterns). A match is *confirmed* the way OONI
-confirms one: its scope is national or ISP-wide, or the probe's country is one it is expected in.
+Body patterns are searched with one Aho-Corasick automaton (a DFA, Rust's aho-corasick), so a
+body is scanned once whatever the number of fingerprints (about 1,300 body patterns); it also
+finds the literal prefixes of the regexps, so that only those whose prefix is there run. A
+match is *confirmed* the way OONI confirms one: its scope is national or ISP-wide, or the
+probe's country is one it is expected in.
 Scope `fp` marks pages known to be false positives (CDN error and challenge pages).
 """
 
@@ -14,8 +16,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import ahocorasick
 import orjson
+from ahocorasick_rs import AhoCorasick, Implementation
 
 BODY_SCAN_LIMIT = 1 << 16
 """Characters of a body scanned: blockpages are small and come first; real pages can be huge."""
@@ -50,26 +52,30 @@ class Fingerprints:
         for row in dns_rows:
             fp = _fingerprint(row)
             self.dns.setdefault(fp.pattern, fp)
-        self._body = ahocorasick.Automaton()
         self._body_full: dict[str, Fingerprint] = {}
         self._last: tuple[str | None, list[Fingerprint]] = (None, [])
-        self._body_regexp: list[tuple[re.Pattern[str], Fingerprint]] = []
         self._headers: dict[str, _HeaderRules] = {}
         contains: dict[str, list[Fingerprint]] = {}
+        regexps: list[tuple[re.Pattern[str], Fingerprint, str]] = []
         for row in http_rows:
             fp = _fingerprint(row)
             if fp.location == "body":
                 if fp.pattern_type == "full":
                     self._body_full[fp.pattern] = fp
                 elif fp.pattern_type == "regexp":
-                    self._body_regexp.append((re.compile(fp.pattern), fp))
+                    regexps.append((re.compile(fp.pattern), fp, _literal_prefix(fp.pattern)))
                 elif fp.pattern:
-                    contains.setdefault(fp.pattern, []).append(fp)
+                    contains.setdefault(fp.pattern, [])
+                    contains[fp.pattern].append(fp)
             elif fp.location.startswith("header."):
                 self._headers.setdefault(fp.location[7:].lower(), _HeaderRules()).add(fp)
-        for pattern, fps in contains.items():
-            self._body.add_word(pattern, tuple(fps))
-        self._body.make_automaton()
+        words = sorted(contains.keys() | {prefix for _, _, prefix in regexps if prefix})
+        index = {word: i for i, word in enumerate(words)}
+        self._words = [tuple(contains.get(word, ())) for word in words]
+        self._body = AhoCorasick(words, implementation=Implementation.DFA) if words else None
+        # a regexp with a literal prefix can only match where the automaton found that prefix
+        self._body_regexp = [(regexp, fp, index[prefix] if prefix else -1)
+                             for regexp, fp, prefix in regexps]  # fmt: skip
 
     def match_dns(self, answer: str) -> Fingerprint | None:
         return self.dns.get(answer)
@@ -86,17 +92,23 @@ class Fingerprints:
         return list(found)
 
     def _scan(self, body: str) -> list[Fingerprint]:
+        """In the order the matches end in the text (the longest first where several end
+        together), then a `full` match, then the regexps in the order of the rules."""
         text = body[:BODY_SCAN_LIMIT]
         found: dict[str, Fingerprint] = {}
-        for _end, fps in self._body.iter(text):
-            for fp in fps:
-                found[fp.name] = fp
+        hits: set[int] = set()
+        if self._body is not None:
+            matches = self._body.find_matches_as_indexes(text, overlapping=True)
+            for word, _start, _end in sorted(matches, key=lambda m: (m[2], m[1])):
+                hits.add(word)
+                for fp in self._words[word]:
+                    found.setdefault(fp.name, fp)
         full = self._body_full.get(text)
         if full is not None:
-            found[full.name] = full
-        for regexp, fp in self._body_regexp:
-            if regexp.search(text):
-                found[fp.name] = fp
+            found.setdefault(full.name, full)
+        for regexp, fp, gate in self._body_regexp:
+            if (gate < 0 or gate in hits) and regexp.search(text):
+                found.setdefault(fp.name, fp)
         return list(found.values())
 
     def match_headers(self, headers: dict[str, str]) -> list[Fingerprint]:
@@ -108,13 +120,16 @@ class Fingerprints:
 
 
 class _HeaderRules:
-    """The fingerprints of one header: exact values by lookup, prefixes by one C-level test."""
+    """The fingerprints of one header: exact values by lookup, prefixes by one C-level test,
+    substrings by an automaton (`location` alone has over a hundred)."""
 
     def __init__(self) -> None:
         self.full: dict[str, list[Fingerprint]] = {}
         self.prefix: dict[str, list[Fingerprint]] = {}
         self.contains: list[Fingerprint] = []
         self._prefixes: tuple[str, ...] = ()
+        self._words: dict[str, int] = {}
+        self._automaton: AhoCorasick | None = None
 
     def add(self, fp: Fingerprint) -> None:
         if fp.pattern_type == "full":
@@ -124,6 +139,9 @@ class _HeaderRules:
             self._prefixes = tuple(self.prefix)
         else:
             self.contains.append(fp)
+            if fp.pattern:
+                self._words.setdefault(fp.pattern, len(self._words))
+                self._automaton = None  # built again when next needed
 
     def match(self, value: str) -> list[Fingerprint]:
         found = list(self.full.get(value, ()))
@@ -131,8 +149,41 @@ class _HeaderRules:
             for prefix, fps in self.prefix.items():
                 if value.startswith(prefix):
                     found.extend(fps)
-        found.extend(fp for fp in self.contains if fp.pattern in value)
+        if self._words:
+            if self._automaton is None:
+                self._automaton = AhoCorasick(self._words)
+            hits = {i for i, _, _ in self._automaton.find_matches_as_indexes(value, True)}
+            # an empty pattern is in every value, as `in` says; the automaton finds none
+            found.extend(fp for fp in self.contains
+                         if not fp.pattern or self._words[fp.pattern] in hits)  # fmt: skip
+        else:
+            found.extend(self.contains)  # empty patterns only: in every value
         return found
+
+
+_META = frozenset(".^$*+?{}[]|()\\")
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The text every match of a regular expression begins with ('' if none is known): its
+    leading literal characters, escaped punctuation included, less one a quantifier follows.
+    A pattern with alternatives has none (a match may begin with any of them)."""
+    if "|" in pattern:
+        return ""
+    prefix: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern) and not pattern[i + 1].isalnum():
+            literal, i = pattern[i + 1], i + 2
+        elif char not in _META:
+            literal, i = char, i + 1
+        else:
+            break
+        if i < len(pattern) and pattern[i] in "*?{":
+            break  # this character may be absent or repeated: the prefix stops before it
+        prefix.append(literal)
+    return "".join(prefix)
 
 
 def _fingerprint(row: dict[str, Any]) -> Fingerprint:
