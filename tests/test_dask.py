@@ -135,6 +135,21 @@ def test_worker_processes_without_a_cluster_store_what_one_process_stores(
     assert checksums(pooled) == checksums(local)
 
 
+def test_worker_processes_start_by_default_only_for_large_work() -> None:
+    """Below 64 MB of input starting them costs about what they save; `--jobs` decides."""
+    from reachwatch.cli._ingest import _pool
+
+    assert _pool(None, large=False) is None and _pool(1, large=True) is None
+    cores = len(os.sched_getaffinity(0))
+    default = _pool(None, large=True)
+    assert (default.workers if default else 1) == cores
+    asked = _pool(3, large=False)
+    assert asked is not None and asked.workers == 3
+    for pool in (default, asked):
+        if pool:
+            pool.shutdown()
+
+
 def test_a_worker_process_that_dies_stops_the_ingest_with_whole_batches_stored(
     tmp_path: Path,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import hashlib
 import io
@@ -185,6 +186,26 @@ def test_bundled_samples_reconcile(store: Store) -> None:
     assert counts["measurements"] == report.stored == 98
     assert counts["observations"] == report.observations > 900
     assert counts["verdicts"] == report.verdicts
+
+
+def test_an_ingest_collects_cycles_less_often_and_then_as_before(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector's threshold is raised while the batch is analysed, restored after (also
+    when the ingest fails)."""
+    from reachwatch.pipeline import _ingest
+
+    seen: list[int] = []
+    analyse = _ingest.analyse
+    monkeypatch.setattr(_ingest, "analyse", lambda *a, **k: (seen.append(gc.get_threshold()[0]),
+                                                           analyse(*a, **k))[1])  # fmt: skip
+    before = gc.get_threshold()
+    ingest([FASTPATH.parent], store)
+    assert seen and set(seen) == {_ingest.GC_THRESHOLD} and gc.get_threshold() == before
+    monkeypatch.setattr(_ingest, "analyse", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        ingest([FASTPATH.parent], store)
+    assert gc.get_threshold() == before
 
 
 def test_unknown_tests_are_stored_and_marked(tmp_path: Path, store: Store) -> None:
