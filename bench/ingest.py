@@ -125,9 +125,9 @@ def phase_dask(files: list[Path], db: Path, workers: int) -> dict[str, float]:
     return {**_counts(report), **usage}
 
 
-def phase_again(db: Path, workers: int) -> dict[str, float]:
+def phase_again(db: Path, workers: int, pool: bool = False) -> dict[str, float]:
     """The stored measurements analysed again from the archive (`reprocess` with no paths),
-    here or, with workers, on a local Dask cluster."""
+    here or, with workers, in a LocalPool or on a local Dask cluster."""
     from reachwatch.pipeline import reanalyse
     from reachwatch.store import Store
 
@@ -136,6 +136,8 @@ def phase_again(db: Path, workers: int) -> dict[str, float]:
             start, cpu0 = time.perf_counter(), _cpu()
             report = reanalyse(store)
             usage = _usage(start, cpu0)
+        elif pool:
+            report, usage = _on_pool(workers, lambda pool: reanalyse(store, pool))
         else:
             report, usage = _on_cluster(workers, lambda client: reanalyse(store, client))
     return {"count": report.measurements, "changed": report.changed, **usage}
@@ -244,8 +246,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench ingest")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=1, help="spread the measurements over days")
-    parser.add_argument("--phase", choices=["parse", "ingest", "dask", "pool", "again", "read",
-                                            "typed", "rows", "chunks"])  # fmt: skip
+    phases = ["parse", "ingest", "dask", "pool", "again", "again-pool", "read", "typed", "rows",
+              "chunks"]  # fmt: skip
+    parser.add_argument("--phase", choices=phases)
     parser.add_argument(
         "--again", action="store_true", help="also analyse the stored measurements again"
     )
@@ -270,8 +273,8 @@ def main(argv: list[str] | None = None) -> None:
             result = phase_dask(args.files, args.db, args.workers)
         elif args.phase == "pool":
             result = phase_pool(args.files, args.db, args.workers)
-        elif args.phase == "again":
-            result = phase_again(args.db, args.workers)
+        elif args.phase in ("again", "again-pool"):
+            result = phase_again(args.db, args.workers, pool=args.phase == "again-pool")
         else:
             result = phase_stage(args.files, args.phase)
         print(json.dumps(result))
@@ -282,8 +285,10 @@ def main(argv: list[str] | None = None) -> None:
     _remove(db)
     parse = _child("parse", files, db)
     run = _child("ingest", files, db)
-    ways = (0, args.workers) if args.workers else (0,)
-    again = [_child("again", files, db, n) for n in ways] if args.again else []
+    ways = [("again", 0, "here"), ("again-pool", args.jobs, f"{args.jobs} processes"),
+            ("again", args.workers, f"dask, {args.workers} workers")]  # fmt: skip
+    again = [(_child(phase, files, db, n), where) for phase, n, where in ways
+             if args.again and (n or where == "here")]  # fmt: skip
     _remove(db)
     parse_rate = parse["count"] / parse["cpu_s"]
     ingest_rate = run["count"] / run["cpu_s"]
@@ -319,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
             (f"peak RSS: {name}, largest worker", f"{spread['worker_peak_rss_mb']:,.0f} MB"),
         ]
         assert (spread["count"], spread["verdicts"]) == (run["count"], run["verdicts"])
-    for result, where in zip(again, ("here", f"dask, {args.workers} workers"), strict=False):
+    for result, where in again:
         rate = result["count"] / result["cpu_s"]
         rows.append((f"analysed again ({where}): per core", f"{rate:,.0f} msmt/s "
                      f"({result['count'] / result['wall_s']:,.0f} msmt/s wall, "

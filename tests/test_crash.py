@@ -200,13 +200,22 @@ def _stored_records(db: Path) -> list[str]:
     return [row[0] for row in rows]
 
 
-def _assert_whole_batches(db: Path, ref: Reference) -> int:
+def _batches(ref: Reference, by_file: bool) -> dict[str, int]:
+    """Each record's batch, in the order they are written: BATCH_SIZE records at a time in
+    one process; with worker processes, a file at a time (each file a partition here)."""
+    if not by_file:
+        return {key: i // BATCH_SIZE for i, key in enumerate(ref.corpus.keys)}
+    files = list(dict.fromkeys(key.rsplit(":", 1)[0] for key in ref.corpus.keys))
+    return {key: files.index(key.rsplit(":", 1)[0]) for key in ref.corpus.keys}
+
+
+def _assert_whole_batches(db: Path, ref: Reference, by_file: bool = False) -> int:
     """What `db` holds is exactly what the uninterrupted run stored of the first k batches of
     the input, for some k: no batch in part. Returns k."""
-    position = {key: i for i, key in enumerate(ref.corpus.keys)}
+    batch_of = _batches(ref, by_file)
     stored = _stored_records(db)
-    batches = max((position[key] // BATCH_SIZE + 1 for key in stored), default=0)
-    records = ref.corpus.keys[: batches * BATCH_SIZE]
+    batches = max((batch_of[key] + 1 for key in stored), default=0)
+    records = [key for key in ref.corpus.keys if batch_of[key] < batches]
     assert _contents(db) == _contents(ref.db, records), f"not {batches} whole batches"
     return batches
 
@@ -221,13 +230,33 @@ def _is_store(db: Path) -> bool:
     return True
 
 
+def _descendants(pid: int) -> set[int]:
+    """The processes `pid` started (and theirs), as /proc lists them now."""
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found |= {int(child)} | _descendants(int(child))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
 def test_an_ingest_killed_anywhere_and_run_again_ends_as_an_uninterrupted_one(
-    reference: Reference, tmp_path: Path
+    reference: Reference, tmp_path: Path, jobs: str
 ) -> None:
+    """In one process, and with worker processes analysing (which end with it)."""
     rng = random.Random(SEED)
     print(f"seed {SEED}; the uninterrupted ingest took {reference.seconds:.2f} s")
     total = reference.contents["measurements"][0]
-    batches = -(-len(reference.corpus.keys) // BATCH_SIZE)
+    batches = max(_batches(reference, jobs != "1").values()) + 1
     kills = [rng.uniform(0, reference.seconds) for _ in range(KILLS)]
     interrupted = partial = 0
     for chain in range(CHAINS):
@@ -235,7 +264,7 @@ def test_an_ingest_killed_anywhere_and_run_again_ends_as_an_uninterrupted_one(
         stored = finished = 0
         for at in sorted(kills[chain::CHAINS]):  # later each time: each run gets further
             process = subprocess.Popen(
-                [sys.executable, "-m", "reachwatch", "ingest", "--db", str(db),
+                [sys.executable, "-m", "reachwatch", "ingest", "--db", str(db), "--jobs", jobs,
                  str(reference.corpus.folder)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
@@ -245,11 +274,19 @@ def test_an_ingest_killed_anywhere_and_run_again_ends_as_an_uninterrupted_one(
                 finished += 1
                 what = "came after its end"
             except subprocess.TimeoutExpired:
+                workers = _descendants(process.pid)
                 process.send_signal(signal.SIGKILL)
                 process.communicate()
                 interrupted += 1
-                what = "interrupted it"
-            before, stored = stored, _assert_whole_batches(db, reference) if _is_store(db) else 0
+                what = f"interrupted it ({len(workers)} processes of its own)"
+                deadline = time.monotonic() + 30
+                while any(map(_alive, workers)) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                assert not any(map(_alive, workers)), "worker processes outlived their ingest"
+            before, stored = (
+                stored,
+                (_assert_whole_batches(db, reference, jobs != "1") if _is_store(db) else 0),
+            )
             partial += 0 < stored < batches
             print(f"chain {chain}: the kill at {at:.2f} s {what}; "
                   f"{before} -> {stored} of {batches} batches stored")  # fmt: skip

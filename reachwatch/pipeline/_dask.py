@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import re
+import select
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -51,13 +55,36 @@ class LocalPool(ProcessPoolExecutor):
     def __init__(self, workers: int) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["reachwatch.pipeline"])
-        super().__init__(workers, mp_context=context, initializer=_worker_started)
+        super().__init__(workers, mp_context=context, initializer=_worker_started,
+                         initargs=(os.getpid(),))  # fmt: skip
         self.workers = workers
 
 
-def _worker_started() -> None:
-    """A pool's worker only analyses: the collector's threshold as an ingest sets it."""
+def _worker_started(ingest: int) -> None:
+    """A pool's worker only analyses (the collector's threshold as an ingest sets it), and
+    ends with the process it works for."""
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    threading.Thread(target=_end_with, args=(ingest,), name="reachwatch-ingest-watch",
+                     daemon=True).start()  # fmt: skip
+
+
+def _end_with(pid: int) -> None:
+    """Wait for process `pid` to end, then end this one. Killed (kill -9), an ingest cannot
+    stop its workers, and a worker waiting for its next task would wait forever: it holds
+    both ends of its task pipe, so it never sees the end of it."""
+    try:
+        watched = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except OSError:  # no pidfd (Linux before 5.3): look once a second
+        while True:
+            time.sleep(1)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+    select.select([watched], [], [])  # readable once the process has ended
+    os._exit(1)
 
 
 PARTITION_BYTES = 64 << 20
