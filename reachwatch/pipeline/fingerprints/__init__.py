@@ -126,10 +126,12 @@ class _HeaderRules:
     def __init__(self) -> None:
         self.full: dict[str, list[Fingerprint]] = {}
         self.prefix: dict[str, list[Fingerprint]] = {}
-        self.contains: list[Fingerprint] = []
         self._prefixes: tuple[str, ...] = ()
-        self._words: dict[str, int] = {}
+        self._contains = 0  # substring rules so far: each one's position keeps rule order
+        self._words: dict[str, list[tuple[int, Fingerprint]]] = {}
+        self._always: list[tuple[int, Fingerprint]] = []  # an empty pattern is in any value
         self._automaton: AhoCorasick | None = None
+        self._rules: list[list[tuple[int, Fingerprint]]] = []  # per word of the automaton
 
     def add(self, fp: Fingerprint) -> None:
         if fp.pattern_type == "full":
@@ -138,10 +140,13 @@ class _HeaderRules:
             self.prefix.setdefault(fp.pattern, []).append(fp)
             self._prefixes = tuple(self.prefix)
         else:
-            self.contains.append(fp)
+            rule = (self._contains, fp)
+            self._contains += 1
             if fp.pattern:
-                self._words.setdefault(fp.pattern, len(self._words))
+                self._words.setdefault(fp.pattern, []).append(rule)
                 self._automaton = None  # built again when next needed
+            else:
+                self._always.append(rule)
 
     def match(self, value: str) -> list[Fingerprint]:
         found = list(self.full.get(value, ()))
@@ -150,14 +155,14 @@ class _HeaderRules:
                 if value.startswith(prefix):
                     found.extend(fps)
         if self._words:
-            if self._automaton is None:
+            if self._automaton is None:  # the rules first: a thread that sees one sees both
+                self._rules = list(self._words.values())
                 self._automaton = AhoCorasick(self._words)
             hits = {i for i, _, _ in self._automaton.find_matches_as_indexes(value, True)}
-            # an empty pattern is in every value, as `in` says; the automaton finds none
-            found.extend(fp for fp in self.contains
-                         if not fp.pattern or self._words[fp.pattern] in hits)  # fmt: skip
+            matched = self._always + [rule for i in hits for rule in self._rules[i]]
+            found.extend(fp for _, fp in sorted(matched, key=lambda rule: rule[0]))
         else:
-            found.extend(self.contains)  # empty patterns only: in every value
+            found.extend(fp for _, fp in self._always)
         return found
 
 
