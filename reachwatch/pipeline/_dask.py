@@ -61,8 +61,8 @@ class LocalPool(ProcessPoolExecutor):
 
 
 def _worker_started(ingest: int) -> None:
-    """A pool's worker only analyses (the collector's threshold as an ingest sets it), and
-    ends with the process it works for."""
+    """A pool's worker only analyses (the cycle collector's threshold as an ingest sets
+    it), and ends with the process it works for."""
     gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
     threading.Thread(target=_end_with, args=(ingest,), name="reachwatch-ingest-watch",
                      daemon=True).start()  # fmt: skip
