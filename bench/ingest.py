@@ -35,10 +35,10 @@ if TYPE_CHECKING:  # the parse-only child imports none of reachwatch: its RSS is
 T = TypeVar("T")
 
 
-def _peak_rss_mb() -> float:
-    """VmHWM of this process image: unlike ru_maxrss it does not inherit the parent's peak
-    across fork and exec."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _peak_rss_mb(pid: str = "self") -> float:
+    """VmHWM of a process image (this one's by default): unlike ru_maxrss it does not inherit
+    the parent's peak across fork and exec."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -144,27 +144,17 @@ def phase_again(db: Path, workers: int, pool: bool = False) -> dict[str, float]:
 
 
 def _on_cluster(workers: int, work: Callable[[Client], T]) -> tuple[T, dict[str, float]]:
-    """`work` with a local Dask cluster: CPU is this process's and every worker's (their
-    processes start before the clock), peak RSS given for this process and the largest
-    worker."""
+    """`work` with a local Dask cluster (its processes start before the clock)."""
     from distributed import Client
 
     from reachwatch.pipeline._dask import local_cluster
 
     with local_cluster(workers) as cluster, Client(cluster) as client:
-        before = sum(client.run(_cpu).values())
-        start, cpu0 = time.perf_counter(), _cpu()
-        result = work(client)
-        here = _usage(start, cpu0)
-        worker_cpu = sum(client.run(_cpu).values()) - before
-        worker_rss = max(client.run(_peak_rss_mb).values())
-    return result, {
-        "wall_s": here["wall_s"],
-        "cpu_s": here["cpu_s"] + worker_cpu,
-        "client_cpu_s": here["cpu_s"],
-        "peak_rss_mb": here["peak_rss_mb"],
-        "worker_peak_rss_mb": worker_rss,
-    }
+        return _counted(
+            lambda: work(client),
+            lambda: sum(client.run(_cpu).values()),
+            lambda: max(client.run(_peak_rss_mb).values()),
+        )
 
 
 def phase_pool(files: list[Path], db: Path, jobs: int) -> dict[str, float]:
@@ -178,38 +168,41 @@ def phase_pool(files: list[Path], db: Path, jobs: int) -> dict[str, float]:
 
 
 def _on_pool(jobs: int, work: Callable[[LocalPool], T]) -> tuple[T, dict[str, float]]:
-    """`work` with a LocalPool of `jobs` processes, counted like `_on_cluster`: the workers'
-    CPU and peak RSS are read from /proc before they stop (they are not our children)."""
+    """`work` with a LocalPool of `jobs` processes; their CPU and peak RSS are read from /proc
+    before they stop (they are not our children)."""
     from reachwatch.pipeline import LocalPool
 
     with LocalPool(jobs) as pool:
         list(pool.map(abs, range(jobs * 4)))  # the workers started, before the clock
         pids = list(pool._processes)
-        before = sum(map(_proc_cpu, pids))
-        start, cpu0 = time.perf_counter(), _cpu()
-        result = work(pool)
-        here = _usage(start, cpu0)
-        worker_cpu = sum(map(_proc_cpu, pids)) - before
-        worker_rss = max(_proc_rss_mb(pid) for pid in pids)
+        return _counted(
+            lambda: work(pool),
+            lambda: sum(map(_proc_cpu, pids)),
+            lambda: max(_peak_rss_mb(str(pid)) for pid in pids),
+        )
+
+
+def _counted(
+    work: Callable[[], T], workers_cpu: Callable[[], float], workers_rss: Callable[[], float]
+) -> tuple[T, dict[str, float]]:
+    """`work` timed: CPU is this process's and every worker's, peak RSS given for this process
+    and the largest worker."""
+    before = workers_cpu()
+    start, cpu0 = time.perf_counter(), _cpu()
+    result = work()
+    here = _usage(start, cpu0)
     return result, {
         "wall_s": here["wall_s"],
-        "cpu_s": here["cpu_s"] + worker_cpu,
+        "cpu_s": here["cpu_s"] + workers_cpu() - before,
         "client_cpu_s": here["cpu_s"],
         "peak_rss_mb": here["peak_rss_mb"],
-        "worker_peak_rss_mb": worker_rss,
+        "worker_peak_rss_mb": workers_rss(),
     }
 
 
 def _proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _proc_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _child(phase: str, files: list[Path], db: Path, workers: int = 0) -> dict[str, float]:
