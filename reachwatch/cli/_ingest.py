@@ -1,5 +1,6 @@
-"""`reachwatch ingest`, `reprocess` and `export`: measurements into the store, in this process
-or on a Dask cluster, and the store's tables out as Parquet for any engine."""
+"""`reachwatch ingest`, `reprocess` and `export`: measurements into the store, in this process,
+in worker processes of this machine or on a Dask cluster, and the store's tables out as
+Parquet for any engine."""
 
 from __future__ import annotations
 
