@@ -47,8 +47,15 @@ LARGE_COUNT = 20_000
 def _pool(jobs: int | None, large: bool) -> LocalPool | None:
     """The worker processes asked for (`--jobs`), or by default one per core for large work."""
     if jobs is None:
-        jobs = len(os.sched_getaffinity(0)) if large else 1
+        jobs = _cores() if large else 1
     return LocalPool(jobs) if jobs > 1 else None
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of them where the system cannot say)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _size(files: list[Path]) -> int:

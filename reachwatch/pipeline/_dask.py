@@ -76,7 +76,7 @@ def _end_with(pid: int) -> None:
         watched = os.pidfd_open(pid)
     except ProcessLookupError:
         os._exit(1)
-    except OSError:  # no pidfd (Linux before 5.3): look once a second
+    except (OSError, AttributeError):  # no pidfd (not Linux, or before 5.3): look each second
         while True:
             time.sleep(1)
             try:
