@@ -54,7 +54,7 @@ class Fingerprints:
             self.dns.setdefault(fp.pattern, fp)
         self._body_full: dict[str, Fingerprint] = {}
         self._last: tuple[str | None, list[Fingerprint]] = (None, [])
-        self._headers: dict[str, _HeaderRules] = {}
+        headers: dict[str, list[Fingerprint]] = {}
         contains: dict[str, list[Fingerprint]] = {}
         regexps: list[tuple[re.Pattern[str], Fingerprint, str]] = []
         for row in http_rows:
@@ -65,10 +65,10 @@ class Fingerprints:
                 elif fp.pattern_type == "regexp":
                     regexps.append((re.compile(fp.pattern), fp, _literal_prefix(fp.pattern)))
                 elif fp.pattern:
-                    contains.setdefault(fp.pattern, [])
-                    contains[fp.pattern].append(fp)
+                    contains.setdefault(fp.pattern, []).append(fp)
             elif fp.location.startswith("header."):
-                self._headers.setdefault(fp.location[7:].lower(), _HeaderRules()).add(fp)
+                headers.setdefault(fp.location[7:].lower(), []).append(fp)
+        self._headers = {name: _HeaderRules(fps) for name, fps in headers.items()}
         words = sorted(contains.keys() | {prefix for _, _, prefix in regexps if prefix})
         index = {word: i for i, word in enumerate(words)}
         self._words = [tuple(contains.get(word, ())) for word in words]
@@ -123,30 +123,23 @@ class _HeaderRules:
     """The fingerprints of one header: exact values by lookup, prefixes by one C-level test,
     substrings by an automaton (`location` alone has over a hundred)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fps: list[Fingerprint]) -> None:
         self.full: dict[str, list[Fingerprint]] = {}
         self.prefix: dict[str, list[Fingerprint]] = {}
-        self._prefixes: tuple[str, ...] = ()
-        self._contains = 0  # substring rules so far: each one's position keeps rule order
-        self._words: dict[str, list[tuple[int, Fingerprint]]] = {}
+        words: dict[str, list[tuple[int, Fingerprint]]] = {}  # substring rules, by position
         self._always: list[tuple[int, Fingerprint]] = []  # an empty pattern is in any value
-        self._automaton: AhoCorasick | None = None
-        self._rules: list[list[tuple[int, Fingerprint]]] = []  # per word of the automaton
-
-    def add(self, fp: Fingerprint) -> None:
-        if fp.pattern_type == "full":
-            self.full.setdefault(fp.pattern, []).append(fp)
-        elif fp.pattern_type == "prefix":
-            self.prefix.setdefault(fp.pattern, []).append(fp)
-            self._prefixes = tuple(self.prefix)
-        else:
-            rule = (self._contains, fp)
-            self._contains += 1
-            if fp.pattern:
-                self._words.setdefault(fp.pattern, []).append(rule)
-                self._automaton = None  # built again when next needed
+        for position, fp in enumerate(fps):
+            if fp.pattern_type == "full":
+                self.full.setdefault(fp.pattern, []).append(fp)
+            elif fp.pattern_type == "prefix":
+                self.prefix.setdefault(fp.pattern, []).append(fp)
+            elif fp.pattern:
+                words.setdefault(fp.pattern, []).append((position, fp))
             else:
-                self._always.append(rule)
+                self._always.append((position, fp))
+        self._prefixes = tuple(self.prefix)
+        self._rules = list(words.values())  # per word of the automaton
+        self._automaton = AhoCorasick(words) if words else None
 
     def match(self, value: str) -> list[Fingerprint]:
         found = list(self.full.get(value, ()))
@@ -154,15 +147,11 @@ class _HeaderRules:
             for prefix, fps in self.prefix.items():
                 if value.startswith(prefix):
                     found.extend(fps)
-        if self._words:
-            if self._automaton is None:  # the rules first: a thread that sees one sees both
-                self._rules = list(self._words.values())
-                self._automaton = AhoCorasick(self._words)
+        matched = list(self._always)
+        if self._automaton is not None:
             hits = {i for i, _, _ in self._automaton.find_matches_as_indexes(value, True)}
-            matched = self._always + [rule for i in hits for rule in self._rules[i]]
-            found.extend(fp for _, fp in sorted(matched, key=lambda rule: rule[0]))
-        else:
-            found.extend(fp for _, fp in self._always)
+            matched += [rule for i in hits for rule in self._rules[i]]
+        found.extend(fp for _, fp in sorted(matched, key=lambda rule: rule[0]))  # rule order
         return found
 
 
