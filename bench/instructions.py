@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     start = _instructions(args.count, analyse_too=False)
     whole = _instructions(args.count, analyse_too=True)
     print(f"{'measurements read and analysed':40s} {args.count:,}")
-    print(f"{'instructions per measurement':40s} {(whole - start) / args.count / 1e6:.2f} M")
+    print(f"{'instructions per measurement':40s} {(whole - start) / args.count / 1e6:.3f} M")
 
 
 if __name__ == "__main__":

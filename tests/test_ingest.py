@@ -10,8 +10,10 @@ import io
 import shutil
 import threading
 import uuid
+import weakref
 import zlib
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -188,24 +190,62 @@ def test_bundled_samples_reconcile(store: Store) -> None:
     assert counts["verdicts"] == report.verdicts
 
 
-def test_an_ingest_collects_cycles_less_often_and_then_as_before(
+def test_analysis_pauses_the_cycle_collector_and_collects_after(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The collector's threshold is raised while the batch is analysed, restored after (also
-    when the ingest fails)."""
+    """No cycle collection while a chunk is analysed; one after it, which finds the cycles
+    analysis made; the collector as it was after, also when the analysis fails, and left
+    paused when it was paused before."""
     from reachwatch.pipeline import _ingest
 
-    seen: list[int] = []
-    analyse = _ingest.analyse
-    monkeypatch.setattr(_ingest, "analyse", lambda *a, **k: (seen.append(gc.get_threshold()[0]),
-                                                           analyse(*a, **k))[1])  # fmt: skip
-    before = gc.get_threshold()
-    ingest([FASTPATH.parent], store)
-    assert seen and set(seen) == {_ingest.GC_THRESHOLD} and gc.get_threshold() == before
-    monkeypatch.setattr(_ingest, "analyse", lambda *a, **k: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
+    enabled: list[bool] = []
+    rows = _ingest._rows
+
+    def cyclic_rows(*args: Any, **kwargs: Any) -> Any:
+        enabled.append(gc.isenabled())
+        cycle: list[Any] = []
+        cycle.append(cycle)
+        found.append(weakref.ref(_Cyclic(cycle)))
+        return rows(*args, **kwargs)
+
+    found: list[weakref.ref[_Cyclic]] = []
+    monkeypatch.setattr(_ingest, "_rows", cyclic_rows)
+    threshold = gc.get_threshold()
+    gc.set_threshold(0)  # no collection but those asked for
+    try:
+        report = ingest([FASTPATH.parent], store)
+        alive = [ref for ref in found if ref() is not None]
+    finally:
+        gc.set_threshold(*threshold)
+    assert report.stored and enabled and not any(enabled) and gc.isenabled()
+    assert found and not alive  # collected after each chunk
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise _Interrupted
+
+    monkeypatch.setattr(_ingest, "_rows", interrupted)
+    with pytest.raises(_Interrupted):
         ingest([FASTPATH.parent], store)
-    assert gc.get_threshold() == before
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.setattr(_ingest, "_rows", cyclic_rows)
+        ingest([FASTPATH.parent], store)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+class _Interrupted(BaseException):
+    """Not an error analysis quarantines the record for: it ends the ingest."""
+
+
+class _Cyclic:
+    """An object in a reference cycle: only the cycle collector frees it."""
+
+    def __init__(self, cycle: list[Any]) -> None:
+        self.cycle = cycle
+        cycle.append(self)
 
 
 def test_unknown_tests_are_stored_and_marked(tmp_path: Path, store: Store) -> None:

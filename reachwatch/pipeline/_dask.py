@@ -9,7 +9,6 @@ those of an in-process `ingest` of the same files, whatever the workers and thei
 
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import re
@@ -30,7 +29,6 @@ from ..archive import measurement_files, read_records
 from ..store import Store
 from ._ingest import (
     BATCH_SIZE,
-    GC_THRESHOLD,
     Analysed,
     IngestReport,
     Progress,
@@ -61,9 +59,7 @@ class LocalPool(ProcessPoolExecutor):
 
 
 def _worker_started(ingest: int) -> None:
-    """A pool's worker only analyses (the cycle collector's threshold as an ingest sets
-    it), and ends with the process it works for."""
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+    """A pool's worker ends with the process it works for."""
     threading.Thread(target=_end_with, args=(ingest,), name="reachwatch-ingest-watch",
                      daemon=True).start()  # fmt: skip
 

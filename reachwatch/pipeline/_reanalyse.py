@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from ..archive import ArchiveReader, RawLocation, RawRecord
 from ..store import Store
 from ._dask import LocalPool, _in_order, _Task
-from ._ingest import _RECORD, BATCH_SIZE, Analysed, Progress, analyse, fewer_collections
+from ._ingest import _RECORD, BATCH_SIZE, Analysed, Progress, analyse
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -67,9 +67,8 @@ def reanalyse(
     report = ReanalysisReport()
     tasks = _tasks(store, cc)
     results = _in_order(client, tasks, progress) if client else _here(tasks, progress)
-    with fewer_collections():
-        for chunk in results:
-            _write(store, chunk, report)
+    for chunk in results:
+        _write(store, chunk, report)
     return report
 
 
