@@ -28,6 +28,7 @@ from reachwatch.model import (
     WhatsAppKeys,
     parse_measurement,
 )
+from reachwatch.model._jsontext import utf8_length
 from reachwatch.model._measurement import _check_utf8
 
 from .conftest import GENERATED, SAMPLES, dumps, measurement, sample
@@ -184,6 +185,19 @@ def test_probe_asn_is_numeric_and_defaults_follow_ooni() -> None:
             "Number out of range - at `$.test_keys.bootstrap_time`",
         ),
         (BOMB, "nesting too deep"),
+        # a body is kept as JSON until read, yet refused as decoding it would be
+        (
+            dumps(measurement("web_connectivity", {"requests": [{"response": {"body": 7}}]})),
+            "Expected `str | object | null` for the body - at `$.test_keys.requests[0].response`",
+        ),
+        (
+            dumps(
+                measurement(
+                    "web_connectivity", {"requests": [{"response": {"body": {"format": 7}}}]}
+                )
+            ),
+            "Expected `str`, got `int` in the body - at `$.test_keys.requests[0].response`",
+        ),
     ],
 )
 def test_bad_records_are_refused_with_a_reason(data: bytes, reason: str) -> None:
@@ -265,3 +279,60 @@ def test_bytes_are_refused_as_utf8_exactly_where_python_refuses_them(data: bytes
     except InvalidMeasurement as exc:
         got = exc.reason
     assert got == expected
+
+
+def _json_texts(text: str) -> list[bytes]:
+    """`text` as JSON writes it: raw UTF-8 (orjson, Go without HTML escaping), every non-ASCII
+    character escaped (Python's default: surrogate pairs beyond the BMP), and Go's default,
+    which escapes <, > and & too."""
+    texts = [
+        json.dumps(text).encode(),
+        json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+    ]
+    ascii_ = texts[0]
+    texts.append(
+        ascii_.replace(b"<", b"\\u003c").replace(b">", b"\\u003E").replace(b"&", b"\\u0026")
+    )
+    return texts
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.text(max_size=80)
+    | st.text(st.characters(codec="utf-8") | st.sampled_from('\\"<>&/\n'), max_size=40)
+)
+def test_a_json_string_is_measured_as_its_value_encoded(text: str) -> None:
+    """The C counter against Python: the value's UTF-8 length, whatever the escaping (lone
+    surrogates as surrogatepass writes them), wherever the text lies in its buffer."""
+    expected = len(text.encode("utf-8", "surrogatepass"))
+    for raw in _json_texts(text):
+        for offset in (0, 1, 7):
+            assert utf8_length(memoryview(b" " * offset + raw)[offset:]) == expected
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b'"', b"abc", b'"abc', b'"\\"', b'"\\x"', b'"\\u12"', b'"\\u12g4"', b"7", b"null"]
+)
+def test_what_is_no_json_string_is_not_measured(raw: bytes) -> None:
+    with pytest.raises(ValueError, match="not a JSON string"):
+        utf8_length(raw)
+
+
+@pytest.mark.parametrize(
+    ("body", "text", "length"),
+    [
+        ("caf\u00e9 <b>😀</b>", "caf\u00e9 <b>😀</b>", len("caf\u00e9 <b>😀</b>".encode())),
+        ({"format": "base64", "data": "/w=="}, "\ufffd", 1),  # not UTF-8: its bytes counted
+        (None, "", 0),
+    ],
+)
+def test_a_body_is_read_and_measured_as_the_probe_wrote_it(
+    body: object, text: str, length: int
+) -> None:
+    m = measurement("web_connectivity", {"requests": [{"response": {"code": 200, "body": body}}]})
+    for data in (dumps(m), json.dumps(m).encode()):  # raw UTF-8, or escaped
+        pm = parse_measurement(data)
+        assert isinstance(pm.keys, WebConnectivityKeys) and pm.keys.requests
+        response = pm.keys.requests[0].response
+        assert response is not None
+        assert (response.text(), response.body_length()) == (text, length)

@@ -17,7 +17,6 @@ from ._netevents import (
     NetworkEvent,
     TCPConnect,
     TLSHandshake,
-    length_of,
     text_of,
 )
 from ._testkeys import (
@@ -77,7 +76,6 @@ __all__ = [
     "URLGetterKeys",
     "WebConnectivityKeys",
     "WhatsAppKeys",
-    "length_of",
     "measurement_uid_for",
     "parse_asn",
     "parse_measurement",

@@ -14,7 +14,6 @@ from ..model import (
     ParsedMeasurement,
     Primitives,
     TorKeys,
-    length_of,
 )
 
 DNS_OVER_UDP = frozenset({"web_connectivity", "dnscheck"})
@@ -103,7 +102,7 @@ def _primitives(uid: str, keys: Primitives, scope: str | None, out: list[Observa
         url = r.request.url if r.request else None
         response = r.response
         status = response.code if response else None
-        size = length_of(response.body) if response else None
+        size = response.body_length() if response else None
         out.append(_row(O, (uid, len(out), "http", scope, _host(url), None, None, None, None,
                             None, None, r.failure, None, url, status, size, r.t0,
                             r.t)))  # fmt: skip

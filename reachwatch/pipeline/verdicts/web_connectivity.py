@@ -17,6 +17,7 @@ The order of the questions follows what a censor can and cannot fake:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -28,8 +29,6 @@ from ...model import (
     ParsedMeasurement,
     TLSHandshake,
     WebConnectivityKeys,
-    length_of,
-    text_of,
 )
 from ..fingerprints import BLOCKING_SCOPES, Fingerprint, Fingerprints
 from ._common import (
@@ -227,6 +226,15 @@ class _Analysis:
         # resolver over UDP (as reachwatch's lab probes are) records no system lookup at all
         engines = {q.engine or "" for q in keys.queries or ()}
         self.engines = SYSTEM_ENGINES if engines & SYSTEM_ENGINES or not engines else {"udp"}
+        self._texts: dict[int, str] = {}
+
+    def _text(self, response: HTTPResponse) -> str:
+        """A page's text, decoded once: the comparison with the control, the blockpage scan
+        and the challenge check may each read it (most pages none of them)."""
+        text = self._texts.get(id(response))
+        if text is None:
+            text = self._texts[id(response)] = response.text()
+        return text
 
     # --- the decision ---------------------------------------------------------------------
 
@@ -240,7 +248,7 @@ class _Analysis:
         control = self._control_page()
         diff = None
         if response is not None and control is not None and not outcome.verified_tls:
-            diff = _http_diff(response, control)
+            diff = _http_diff(response, control, self._text)
         # a page with the control's length or title is no blockpage: no need to scan its body
         same_page = outcome.verified_tls or (diff is not None and diff.same_content)
         page = self._blockpage(scan_bodies=not same_page)
@@ -570,7 +578,7 @@ class _Analysis:
             url = transaction.request.url if transaction.request else ""
             cleartext = not (url or "").lower().startswith("https://")
             if scan_bodies and (cleartext or not self._verified_tls(transaction)):
-                found += self.fps.match_body(text_of(response.body))
+                found += self.fps.match_body(self._text(response))
             for fp in found:
                 if fp.scope in BLOCKING_SCOPES and fp.confirmed_for(cc):
                     return _known(fp)
@@ -578,7 +586,7 @@ class _Analysis:
 
     def _server_challenge(self, response: HTTPResponse) -> str | None:
         """A CDN's bot challenge or error page, known to OONI as a false positive."""
-        body = text_of(response.body)
+        body = self._text(response)
         false_positive = [fp for fp in self.fps.match_body(body) if fp.scope == "fp"]
         if (response.header("cf-mitigated") or "") == "challenge" or (
             (response.header("server") or "").lower() == "cloudflare"
@@ -663,8 +671,10 @@ class _Diff:
     same_content: bool  # the body's length or the title matches: no blockpage to look for
 
 
-def _http_diff(response: HTTPResponse, control: ControlHTTP) -> _Diff:
-    """OONI's comparison of a page with the control's."""
+def _http_diff(
+    response: HTTPResponse, control: ControlHTTP, text: Callable[[HTTPResponse], str]
+) -> _Diff:
+    """OONI's comparison of a page with the control's (`text` gives a page's text)."""
     code = response.code or 0
     control_code = control.status_code or 0
     status_match: bool | None = None
@@ -672,8 +682,7 @@ def _http_diff(response: HTTPResponse, control: ControlHTTP) -> _Diff:
         status_match = code == control_code
         if not status_match and control_code // 100 != 2:
             status_match = None
-    body = text_of(response.body)
-    body_length = length_of(response.body)
+    body_length = response.body_length()
     control_length = control.body_length or 0
     body_match: bool | None = None
     proportion = 0.0
@@ -687,7 +696,7 @@ def _http_diff(response: HTTPResponse, control: ControlHTTP) -> _Diff:
         headers_match = bool(ours & theirs)
     title_match: bool | None = None
     if control_code > 0:
-        found = TITLE.search(body[:65536])
+        found = TITLE.search(text(response)[:65536])
         ours_title = _long_words(found.group(1) if found else "")
         theirs_title = _long_words(control.title or "")
         title_match = not (ours_title ^ theirs_title)

@@ -1,0 +1,3 @@
+from typing_extensions import Buffer
+
+def utf8_length(text: Buffer, /) -> int: ...
