@@ -110,7 +110,11 @@ def analyse(
     its reason instead (a bug in analysis included: it must not lose the record). A record
     read from a gzip file is archived as its line there; any other is compressed, unless the
     records are `archived` already (a re-analysis)."""
-    fps = fingerprints or default_fingerprints()
+    with no_cycle_collection():  # the rows are gone with _analyse's frame before it collects
+        return _analyse(records, fingerprints or default_fingerprints(), archived)
+
+
+def _analyse(records: Iterable[RawRecord], fps: Fingerprints, archived: bool) -> Analysed:
     read = 0
     measurements: list[tuple[Any, ...]] = []
     members: list[bytes | None] = []
@@ -121,30 +125,29 @@ def analyse(
     verdicts: list[tuple[Any, ...]] = []
     judged_in: list[int] = []
     rejected: list[tuple[RawRecord, str]] = []
-    with no_cycle_collection():
-        for record in records:
-            read += 1
-            if record.problem:
-                rejected.append((record, record.problem))
-                continue
-            try:
-                measurement, its_observations, its_verdicts = _rows(record, fps)
-            except InvalidMeasurement as exc:
-                rejected.append((record, exc.reason))
-                continue
-            except Exception as exc:  # a bug must not lose the record: it goes to quarantine
-                rejected.append((record, f"analysis failed: {type(exc).__name__}: {exc}"))
-                continue
-            row = len(measurements)
-            measurements.append(measurement)
-            kept = record.line > 0 or archived
-            members.append(None if kept else gzip_member(record.data))
-            cans.append(record.source if record.line else None)
-            lines.append(record.line)
-            observations.extend(its_observations)
-            observed_in.extend([row] * len(its_observations))
-            verdicts.extend(its_verdicts)
-            judged_in.extend([row] * len(its_verdicts))
+    for record in records:
+        read += 1
+        if record.problem:
+            rejected.append((record, record.problem))
+            continue
+        try:
+            measurement, its_observations, its_verdicts = _rows(record, fps)
+        except InvalidMeasurement as exc:
+            rejected.append((record, exc.reason))
+            continue
+        except Exception as exc:  # a bug must not lose the record: it goes to quarantine
+            rejected.append((record, f"analysis failed: {type(exc).__name__}: {exc}"))
+            continue
+        row = len(measurements)
+        measurements.append(measurement)
+        kept = record.line > 0 or archived
+        members.append(None if kept else gzip_member(record.data))
+        cans.append(record.source if record.line else None)
+        lines.append(record.line)
+        observations.extend(its_observations)
+        observed_in.extend([row] * len(its_observations))
+        verdicts.extend(its_verdicts)
+        judged_in.extend([row] * len(its_verdicts))
     return Analysed(
         read,
         _table(_ANALYSED_COLUMNS, measurements)
@@ -336,8 +339,9 @@ def no_cycle_collection() -> Iterator[None]:
     left. Analysis makes millions of small objects that die young and form no cycles (the
     parsed records are msgspec structs the collector does not track): at the default
     threshold (700) the collector ran every few measurements, 3 to 4% of an ingest's CPU, and
-    still 3% at 10,000. The one collection after the chunk finds any cycle it made. Left as
-    found when something else paused the collector."""
+    still 3% at 10,000. The one collection after the chunk finds any cycle it made; it costs
+    little once the chunk's rows are gone (with them alive it was 3% again). Left as found
+    when something else paused the collector."""
     paused = gc.isenabled()
     gc.disable()
     try:
