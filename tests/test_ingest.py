@@ -353,10 +353,14 @@ def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path: Path, store: 
     assert report.read == 2
 
 
+@pytest.mark.parametrize("ahead", [True, False], ids=["ahead", "inline"])
 @pytest.mark.parametrize("damage", ["cut", "corrupt"])
-def test_damage_after_many_blocks_loses_no_record_before_it(tmp_path: Path, damage: str) -> None:
-    """The file is inflated ahead in blocks of a MiB; where a block meets damage, the records
-    before the damage in that block still come out (read again past the blocks handed out)."""
+def test_damage_after_many_blocks_loses_no_record_before_it(
+    tmp_path: Path, damage: str, ahead: bool
+) -> None:
+    """The file is inflated in blocks of a MiB (ahead in a thread, or as they are read);
+    where a block meets damage, the records before the damage in that block still come out
+    (read again past the blocks handed out)."""
     lines = [dumps(measurement("tor", {"pad": "x" * (1000 + i)}, measurement_uid=f"u{i}"))
              for i in range(4000)]  # fmt: skip
     whole = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1)
@@ -364,7 +368,7 @@ def test_damage_after_many_blocks_loses_no_record_before_it(tmp_path: Path, dama
     broken = whole[:at] if damage == "cut" else whole[:at] + b"\xff" * 64 + whole[at + 64 :]
     path = tmp_path / "damaged.jsonl.gz"
     path.write_bytes(broken)
-    records = list(read_records(path))
+    records = list(read_records(path, ahead=ahead))
     good = [r for r in records if not r.problem]
     assert len(good) > 3 * InflatedAhead.BLOCK // 5000  # well past the first blocks
     assert [r.data for r in good] == lines[: len(good)]
@@ -508,19 +512,26 @@ def test_a_large_quarantined_record_is_kept_whole_in_the_archive(
     ),
     block=st.integers(1, 64),
     members=st.integers(1, 3),
+    ahead=st.booleans(),
 )
 def test_reading_ahead_reads_what_a_buffered_gunzip_reads(
-    tmp_path: Path, lines: list[bytes], ops: list[tuple[str, int]], block: int, members: int
+    tmp_path: Path,
+    lines: list[bytes],
+    ops: list[tuple[str, int]],
+    block: int,
+    members: int,
+    ahead: bool,
 ) -> None:
-    """readline and read, cut from blocks of any size, hand out the bytes a plain buffered
-    reader hands out, line ends and limits included, across gzip members."""
+    """readline and read, cut from blocks of any size (inflated ahead or not), hand out the
+    bytes a plain buffered reader hands out, line ends and limits included, across gzip
+    members."""
     data = b"\n".join(lines)
     cut = len(data) // members or 1
     path = tmp_path / "ahead.jsonl.gz"
     path.write_bytes(b"".join(gzip.compress(data[i : i + cut]) for i in range(0, len(data), cut)))
     with contextlib.ExitStack() as stack:
         stack.enter_context(pytest.MonkeyPatch.context()).setattr(InflatedAhead, "BLOCK", block)
-        ahead = stack.enter_context(InflatedAhead(open(path, "rb"), path))  # noqa: SIM115
+        inflated = stack.enter_context(InflatedAhead(open(path, "rb"), path, ahead=ahead))  # noqa: SIM115
         plain = stack.enter_context(io.BufferedReader(Gunzip(open(path, "rb"))))  # noqa: SIM115
         for op, n in [*ops, ("read", -1)]:
-            assert getattr(ahead, op)(n) == getattr(plain, op)(n), (op, n)
+            assert getattr(inflated, op)(n) == getattr(plain, op)(n), (op, n)

@@ -119,8 +119,9 @@ def local_cluster(workers: int) -> LocalCluster:
 
 
 def analyse_partition(files: list[str]) -> Analysed:
-    """What a worker runs: one partition's records, analysed."""
-    return analyse(record for path in files for record in read_records(Path(path)))
+    """What a worker runs: one partition's records, analysed. Its files are inflated as they
+    are read, not ahead in a thread: the other cores have workers of their own."""
+    return analyse(record for path in files for record in read_records(Path(path), ahead=False))
 
 
 def ingest_on(
