@@ -508,7 +508,8 @@ def test_a_large_quarantined_record_is_kept_whole_in_the_archive(
 @given(
     lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
     ops=st.lists(
-        st.tuples(st.sampled_from(["readline", "read"]), st.integers(-1, 50)), max_size=40
+        st.tuples(st.sampled_from(["readline", "read", "line"]), st.integers(-1, 50)),
+        max_size=40,
     ),
     block=st.integers(1, 64),
     members=st.integers(1, 3),
@@ -522,9 +523,9 @@ def test_reading_ahead_reads_what_a_buffered_gunzip_reads(
     members: int,
     ahead: bool,
 ) -> None:
-    """readline and read, cut from blocks of any size (inflated ahead or not), hand out the
-    bytes a plain buffered reader hands out, line ends and limits included, across gzip
-    members."""
+    """readline, read and line, cut from blocks of any size (inflated ahead or not), hand
+    out the bytes a plain buffered reader hands out, line ends and limits included, across
+    gzip members."""
     data = b"\n".join(lines)
     cut = len(data) // members or 1
     path = tmp_path / "ahead.jsonl.gz"
@@ -534,4 +535,9 @@ def test_reading_ahead_reads_what_a_buffered_gunzip_reads(
         inflated = stack.enter_context(InflatedAhead(open(path, "rb"), path, ahead=ahead))  # noqa: SIM115
         plain = stack.enter_context(io.BufferedReader(Gunzip(open(path, "rb"))))  # noqa: SIM115
         for op, n in [*ops, ("read", -1)]:
+            if op == "line":  # a line without its newline, and whether it had one
+                expected = plain.readline(n)
+                ended = expected.endswith(b"\n")
+                assert inflated.line(n) == (expected[:-1] if ended else expected, ended), n
+                continue
             assert getattr(inflated, op)(n) == getattr(plain, op)(n), (op, n)

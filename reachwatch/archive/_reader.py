@@ -238,36 +238,45 @@ class InflatedAhead(io.BufferedIOBase):
         return rest
 
     def readline(self, limit: int | None = -1) -> bytes:
-        return self._take(-1 if limit is None else limit, line=True)
+        return self._take(-1 if limit is None else limit, line=True)[0]
 
     def read(self, size: int | None = -1) -> bytes:
-        return self._take(-1 if size is None else size, line=False)
+        return self._take(-1 if size is None else size, line=False)[0]
 
-    def _take(self, limit: int, line: bool) -> bytes:
+    def line(self, limit: int) -> tuple[bytes, bool]:
+        """`readline(limit)` without the newline, and whether there was one: a line is
+        copied once, where readline and strip copy it twice (4 us for 32 kB)."""
+        return self._take(limit, line=True, end=False)
+
+    def _take(self, limit: int, line: bool, end: bool = True) -> tuple[bytes, bool]:
         """Up to `limit` bytes (all if negative), and if `line` up to the first newline
-        included: slices of the blocks, joined only where they span two."""
+        (included if `end`): slices of the blocks, joined only where they span two. Also
+        whether a newline was found."""
         parts: list[bytes] = []
         size = 0
         while limit < 0 or size < limit:
             if self._rest is not None:
                 left = -1 if limit < 0 else limit - size
-                parts.append(self._rest.readline(left) if line else self._rest.read(left))
-                break
+                rest = self._rest.readline(left) if line else self._rest.read(left)
+                ended = line and rest.endswith(b"\n")
+                parts.append(rest if end or not ended else rest[:-1])
+                return b"".join(parts), ended
             block, at = self._block, self._at
             if at >= len(block):
                 if not self._next_block() and self._rest is None:
                     break
                 continue
-            end = block.find(b"\n", at) if line else -1
-            stop = len(block) if end < 0 else end + 1
+            newline = block.find(b"\n", at) if line else -1
+            stop = len(block) if newline < 0 else newline + 1
             if limit >= 0:
                 stop = min(stop, at + limit - size)
-            parts.append(block[at:stop])
+            ended = stop == newline + 1
+            parts.append(block[at : stop if end or not ended else newline])
             size += stop - at
             self._at = stop
-            if stop == end + 1:
-                break
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+            if ended:
+                return (parts[0] if len(parts) == 1 else b"".join(parts)), True
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), False
 
     def close(self) -> None:
         self._stop.set()
@@ -329,21 +338,30 @@ def _read_lines(
     while True:
         number += 1
         try:
-            line = stream.readline(max_bytes + 1)
+            line, ended = _line(stream, max_bytes + 1)
         except STREAM_ERRORS as exc:
             yield RawRecord(source, f"line {number}", b"", _stream_problem(exc))
             return
-        if not line:
+        if not line and not ended:
             return
-        if len(line) > max_bytes and not line.endswith(b"\n"):
+        if len(line) > max_bytes and not ended:
             kept, total, problem = _rest_of_long_line(stream, line)
             yield RawRecord(source, f"line {number}", kept, problem or _too_large(total, max_bytes))
             if problem:
                 return
             continue
-        stripped = line.strip()
-        if stripped:
-            yield RawRecord(source, f"line {number}", stripped, line=number if compressed else 0)
+        if line[:1].isspace() or line[-1:].isspace():
+            line = line.strip()
+        if line:
+            yield RawRecord(source, f"line {number}", line, line=number if compressed else 0)
+
+
+def _line(stream: IO[bytes], limit: int) -> tuple[bytes, bool]:
+    """The next line without its newline, and whether it had one."""
+    if isinstance(stream, InflatedAhead):
+        return stream.line(limit)
+    line = stream.readline(limit)
+    return (line[:-1], True) if line.endswith(b"\n") else (line, False)
 
 
 def _rest_of_long_line(stream: IO[bytes], head: bytes) -> tuple[bytes, int, str | None]:
