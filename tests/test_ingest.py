@@ -541,3 +541,21 @@ def test_reading_ahead_reads_what_a_buffered_gunzip_reads(
                 assert inflated.line(n) == (expected[:-1] if ended else expected, ended), n
                 continue
             assert getattr(inflated, op)(n) == getattr(plain, op)(n), (op, n)
+
+
+def test_an_ingest_store_keeps_its_blocks_and_checkpoints_far_apart(tmp_path: Path) -> None:
+    """The settings an ingest's throughput was measured with (bench/README.md) are those its
+    store opens with; a store for answers keeps DuckDB's defaults for them."""
+    settings = "SELECT name, value FROM duckdb_settings() WHERE name IN ({})".format(
+        ", ".join(f"'{n}'" for n in ("block_allocator_memory", "checkpoint_threshold", "threads"))
+    )
+    with Store.for_ingest(tmp_path / "ingest.duckdb") as store:
+        assert dict(store.execute(settings).fetchall()) == {
+            "block_allocator_memory": "122.0 MiB",
+            "checkpoint_threshold": "244.1 MiB",
+            "threads": "1",
+        }
+    with Store(tmp_path / "answers.duckdb") as store:
+        ingest_only = dict(store.execute(settings).fetchall())
+        assert ingest_only["block_allocator_memory"] == "0 bytes"
+        assert ingest_only["checkpoint_threshold"] == "16.0 MiB"

@@ -30,6 +30,11 @@ INGEST_CHECKPOINT = "256MB"
 default is 16 MB). A checkpoint costs more the larger the tables: writing 400,000
 measurements (4,000 real ones under 100 sets of uids) took 64 us of CPU each at the default,
 46 at 256 MB. A crash replays at most that much WAL on the next open."""
+INGEST_BLOCK_MEMORY = INGEST_MEMORY_LIMIT
+"""Memory an ingest's DuckDB keeps for its blocks once it has used it, instead of handing it
+back to its allocator, which returned the pages to the system and faulted them in again at
+every batch: ingesting 100,000 measurements with 2 worker processes, the writing process
+spent 12 to 15 us of system time a measurement instead of 22 to 26."""
 DB_ENV = "REACHWATCH_DB"
 
 
@@ -54,6 +59,7 @@ class Store:
         memory_limit: str = MEMORY_LIMIT,
         threads: int | None = None,
         checkpoint: str | None = None,
+        block_memory: str | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_db_path()
         if read_only and not self.path.exists():
@@ -66,6 +72,8 @@ class Store:
                 config["threads"] = threads
             if checkpoint:
                 config["checkpoint_threshold"] = checkpoint
+            if block_memory:
+                config["block_allocator_memory"] = block_memory
             self.con = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except duckdb.Error as exc:
             raise StoreError(f"{self.path}: cannot open the database: {exc}") from None
@@ -114,9 +122,9 @@ class Store:
     @classmethod
     def for_ingest(cls, path: Path | str | None = None) -> Store:
         """The store as an ingest (or a re-analysis) writes it: a small pool, one thread,
-        checkpoints far apart."""
+        checkpoints far apart, its blocks kept."""
         return cls(path, memory_limit=INGEST_MEMORY_LIMIT, threads=INGEST_THREADS,
-                   checkpoint=INGEST_CHECKPOINT)  # fmt: skip
+                   checkpoint=INGEST_CHECKPOINT, block_memory=INGEST_BLOCK_MEMORY)  # fmt: skip
 
     def close(self) -> None:
         self.con.close()
