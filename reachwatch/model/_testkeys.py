@@ -11,6 +11,7 @@ from __future__ import annotations
 import msgspec
 
 from ._netevents import (
+    NULL,
     DNSQuery,
     HTTPTransaction,
     NetworkEvent,
@@ -20,7 +21,6 @@ from ._netevents import (
 )
 
 _EVENTS = msgspec.json.Decoder(list[NetworkEvent] | None)
-NULL = msgspec.Raw(b"null")
 
 
 class EndpointRecord(msgspec.Struct, kw_only=True, gc=False):

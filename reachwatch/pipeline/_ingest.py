@@ -268,8 +268,8 @@ class _Job:
 
     def _place(self, kept: pa.Table) -> list[tuple[str, int]]:
         """Where each measurement goes in the archive: its line in the kept copy of its gzip
-        input (a can is read from its start), or else its own gzip member, queued. Only the
-        members' rows become Python values (for a can's, that was a tenth of writing them)."""
+        input (a can is read from its start), or else its own gzip member, queued. Only the rows
+        that need a member become Python values (every row did: 3% of writing a batch)."""
         cans = kept.column(_CAN).to_pylist()
         placed = [(self.writer.keep(can), 0) if can is not None else ("", 0) for can in cans]
         loose = [row for row, can in enumerate(cans) if can is None]
