@@ -164,7 +164,7 @@ class InflatedAhead(io.BufferedIOBase):
     AHEAD = 4
 
     def __init__(self, raw: IO[bytes], path: Path, *, ahead: bool = True) -> None:
-        self.position = 0  # how far into the compressed file the thread has read
+        self.position = 0  # how far into the compressed file inflating has read
         self._path = path
         self._raw = raw
         self._blocks: queue.Queue[bytes | BaseException] = queue.Queue(self.AHEAD)
