@@ -104,12 +104,23 @@ def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB), jobs: JobsOpti
     size = _size(files)
     with (
         Store.for_ingest(db) as store,
-        _pool(jobs, size > LARGE_BYTES) or nullcontext() as pool,
+        _workers(None, None, jobs, size > LARGE_BYTES) as client,
         _progress("ingest", size) as progress,
     ):
-        report = (ingest_on(pool, files, store, progress=progress) if pool
-                  else run_ingest(files, store, progress=progress))  # fmt: skip
+        report = _ingest(client, files, store, progress)
     _print_report(report)
+
+
+def _ingest(
+    client: Client | LocalPool | None,
+    files: list[Path],
+    store: Store,
+    progress: Callable[[int], None],
+) -> IngestReport:
+    """The files ingested with the workers given, else in this process."""
+    if client is None:
+        return run_ingest(files, store, progress=progress)
+    return ingest_on(client, files, store, progress=progress)
 
 
 def reprocess(
@@ -143,8 +154,7 @@ def reprocess(
         with _workers(workers, scheduler, jobs, large) as client:
             if files:
                 with _progress("reprocess", total) as progress:
-                    report = (ingest_on(client, files, store, progress=progress) if client
-                              else run_ingest(files, store, progress=progress))  # fmt: skip
+                    report = _ingest(client, files, store, progress)
             else:
                 with _progress("analyse again", total, in_bytes=False) as progress:
                     again = reanalyse(store, client, cc=cc, progress=progress)
