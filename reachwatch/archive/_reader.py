@@ -254,13 +254,14 @@ class InflatedAhead(io.BufferedIOBase):
         whether a newline was found."""
         parts: list[bytes] = []
         size = 0
-        while limit < 0 or size < limit:
+        ended = False
+        while not ended and (limit < 0 or size < limit):
             if self._rest is not None:
                 left = -1 if limit < 0 else limit - size
                 rest = self._rest.readline(left) if line else self._rest.read(left)
                 ended = line and rest.endswith(b"\n")
                 parts.append(rest if end or not ended else rest[:-1])
-                return b"".join(parts), ended
+                break
             block, at = self._block, self._at
             if at >= len(block):
                 if not self._next_block() and self._rest is None:
@@ -274,9 +275,7 @@ class InflatedAhead(io.BufferedIOBase):
             parts.append(block[at : stop if end or not ended else newline])
             size += stop - at
             self._at = stop
-            if ended:
-                return (parts[0] if len(parts) == 1 else b"".join(parts)), True
-        return (parts[0] if len(parts) == 1 else b"".join(parts)), False
+        return (parts[0] if len(parts) == 1 else b"".join(parts)), ended
 
     def close(self) -> None:
         self._stop.set()
