@@ -1,6 +1,26 @@
-"""The one compiled module (everything else is in pyproject.toml): see its source for why."""
+"""The compiled modules (everything else is in pyproject.toml).
 
+- `reachwatch.model._jsontext`, in C: see its source for why.
+- The analysis (observations, verdicts, fingerprints), compiled from its own typed Python by
+  mypyc, as mypy and black compile themselves: the same code, 4.5% fewer instructions an
+  ingested measurement and a quarter less time judging it (bench/README.md). The .py files
+  stay the source; `./dev` rebuilds when one changes, and the tests refuse a stale build.
+"""
+
+from mypyc.build import mypycify
 from setuptools import Extension, setup
+
+COMPILED = [
+    "reachwatch/pipeline/_observations.py",
+    "reachwatch/pipeline/fingerprints/__init__.py",
+    "reachwatch/pipeline/verdicts/__init__.py",
+    "reachwatch/pipeline/verdicts/_common.py",
+    "reachwatch/pipeline/verdicts/_reach.py",
+    "reachwatch/pipeline/verdicts/apps.py",
+    "reachwatch/pipeline/verdicts/circumvention.py",
+    "reachwatch/pipeline/verdicts/generic.py",
+    "reachwatch/pipeline/verdicts/web_connectivity.py",
+]
 
 setup(
     ext_modules=[
@@ -8,6 +28,7 @@ setup(
             "reachwatch.model._jsontext",
             ["reachwatch/model/_jsontext.c"],
             extra_compile_args=["-O2", "-Wall", "-Werror"],
-        )
+        ),
+        *mypycify(COMPILED, group_name="reachwatch_analysis"),
     ]
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import socket
@@ -25,6 +26,29 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "ooni"
 FASTPATH = SAMPLES / "fastpath"
 GENERATED = SAMPLES / "minipipeline" / "generated"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a stale build: a compiled module (setup.py) shadows its source, so an
+    edit not yet compiled would pass or fail tests with the old code."""
+    if stale := stale_builds():
+        pytest.exit(f"compiled modules older than their source or missing: {', '.join(stale)};"
+                    " rebuild them with ./dev (its set-up)", returncode=3)  # fmt: skip
+
+
+def stale_builds(root: Path = ROOT) -> list[str]:
+    """The sources setup.py compiles whose compiled module is missing or older than them."""
+    tree = ast.parse((root / "setup.py").read_text())
+    sources = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+               and isinstance(node.value, str) and node.value.startswith("reachwatch/")
+               and node.value.endswith((".py", ".c"))]  # fmt: skip
+    stale = []
+    for source in sources:
+        path = root / source
+        built = list(path.parent.glob(f"{path.stem}.*.so"))
+        if not built or max(b.stat().st_mtime for b in built) < path.stat().st_mtime:
+            stale.append(source)
+    return stale
 
 
 @pytest.fixture
