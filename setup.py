@@ -2,8 +2,8 @@
 
 - `reachwatch.model._jsontext`, in C: see its source for why.
 - The analysis (observations, verdicts, fingerprints), compiled from its own typed Python by
-  mypyc, as mypy and black compile themselves: the same code, 4.5% fewer instructions an
-  ingested measurement and a quarter less time judging it (bench/README.md). The .py files
+  mypyc, as mypy and black compile themselves: the same code, 4.5% fewer instructions to read
+  and analyse a measurement and a quarter less time judging it (bench/README.md). The .py files
   stay the source; `./dev` rebuilds when one changes, and the tests refuse a stale build.
 """
 
