@@ -112,16 +112,91 @@ invalid:
     return NULL;
 }
 
+/* Where bytes stop being UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past
+ * U+10FFFF), without decoding them: msgspec checks only the strings it decodes, and a
+ * measurement's bytes must all be UTF-8 to be stored. Runs of ASCII, most of a measurement,
+ * are passed sixteen bytes at a time. The offset is where Python's decoder says the first
+ * invalid sequence starts, the place a quarantine reason gives. */
+static Py_ssize_t first_invalid(const unsigned char *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+#if defined(__SSE2__)
+        while (n - i >= 16) {
+            __m128i block = _mm_loadu_si128((const __m128i *)(s + i));
+            unsigned int high = (unsigned int)_mm_movemask_epi8(block);
+            if (high) {
+                i += __builtin_ctz(high);
+                break;
+            }
+            i += 16;
+        }
+        if (i >= n) {
+            break;
+        }
+#endif
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        Py_ssize_t length;
+        unsigned char low = 0x80, high = 0xBF; /* the range of the byte after the first */
+        if (c >= 0xC2 && c <= 0xDF) {
+            length = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            length = 3;
+            if (c == 0xE0) {
+                low = 0xA0; /* shorter forms are overlong */
+            } else if (c == 0xED) {
+                high = 0x9F; /* beyond: surrogates */
+            }
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            length = 4;
+            if (c == 0xF0) {
+                low = 0x90;
+            } else if (c == 0xF4) {
+                high = 0x8F; /* beyond: past U+10FFFF */
+            }
+        } else {
+            return i;
+        }
+        if (n - i < length || s[i + 1] < low || s[i + 1] > high) {
+            return i;
+        }
+        for (Py_ssize_t k = 2; k < length; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) {
+                return i;
+            }
+        }
+        i += length;
+    }
+    return -1;
+}
+
+static PyObject *invalid_utf8_at(PyObject *module, PyObject *data) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    /* the GIL is kept: a few microseconds, and handing it over costs another thread's turn */
+    Py_ssize_t at = first_invalid(view.buf, view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(at);
+}
+
 static PyMethodDef methods[] = {
     {"utf8_length", utf8_length, METH_O,
      "utf8_length(text, /)\n--\n\nThe length in UTF-8 bytes of the value of a JSON string, "
      "given as its JSON text (quotes included)."},
+    {"invalid_utf8_at", invalid_utf8_at, METH_O,
+     "invalid_utf8_at(data, /)\n--\n\nWhere the first sequence of the bytes that is not "
+     "UTF-8 starts, as Python's decoder says it; -1 if they are all UTF-8."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_jsontext",
-    "Counting on JSON text without decoding it.", 0, methods,
+    "Counting and checking JSON text without decoding it.", 0, methods,
 };
 
 PyMODINIT_FUNC PyInit__jsontext(void) { return PyModule_Create(&module); }
