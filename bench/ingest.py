@@ -75,7 +75,7 @@ def phase_stage(files: list[Path], stage: str) -> dict[str, float]:
     (observations and verdicts), + chunks (gzip members, Arrow tables: all a worker does)."""
     from reachwatch.archive import read_records
     from reachwatch.model import parse_measurement
-    from reachwatch.pipeline._ingest import CHUNK_SIZE, _rows, analyse, batched
+    from reachwatch.pipeline._ingest import BATCH_SIZE, _rows, analyse, batched
     from reachwatch.pipeline.fingerprints import default_fingerprints
 
     fps = default_fingerprints()
@@ -83,7 +83,7 @@ def phase_stage(files: list[Path], stage: str) -> dict[str, float]:
     count = 0
     records = (record for path in files for record in read_records(path))
     if stage == "chunks":
-        for chunk in batched(records, CHUNK_SIZE):
+        for chunk in batched(records, BATCH_SIZE):
             count += analyse(chunk, fps).read
         return {"count": count, **_usage(start, cpu0)}
     for record in records:

@@ -36,15 +36,14 @@ import pytest
 from bench.build import build, variants
 from reachwatch import StoreError
 from reachwatch.archive import ArchiveReader, RawLocation, measurement_files, read_records
+from reachwatch.pipeline._ingest import BATCH_SIZE
 from reachwatch.store import Store, archive_root_for
 
 from .conftest import free_port, measurement, reachwatch, wait_until_serving
 
-BATCH = 2000
-"""Records a transaction (`ingest --batch-size`), smaller than the default for this corpus to
-hold several: a crash must keep whole batches of any size."""
 MEASUREMENTS = 6000
-"""Three batches (and the bad records): kills land before, inside and between them."""
+"""Three batches of the ingest's size (and the bad records): kills land before, inside and
+between them."""
 KILLS = 20
 CHAINS = 4
 """The kills are shared by this many stores, each killed again and again, then finished."""
@@ -128,7 +127,7 @@ def junk(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     database, so it is the database and not the archive that fills a disk."""
     corpus = Corpus(tmp_path_factory.mktemp("junk"))
     rng = random.Random(SEED)
-    lines = [base64.b64encode(rng.randbytes(2400)) for _ in range(3 * BATCH)]
+    lines = [base64.b64encode(rng.randbytes(2400)) for _ in range(3 * BATCH_SIZE)]
     (corpus.folder / "junk.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     corpus.read()
     return _reference(corpus, tmp_path_factory.mktemp("junk-reference") / "r.duckdb")
@@ -144,7 +143,7 @@ def _reference(corpus: Corpus, db: Path) -> Reference:
 
 
 def _ingest(db: Path, folder: Path) -> subprocess.CompletedProcess[str]:
-    return reachwatch("ingest", "--db", str(db), "--batch-size", str(BATCH), str(folder))
+    return reachwatch("ingest", "--db", str(db), str(folder))
 
 
 def _contents(db: Path, records: list[str] | None = None) -> dict[str, tuple[int, int]]:
@@ -202,11 +201,10 @@ def _stored_records(db: Path) -> list[str]:
 
 
 def _batches(ref: Reference, by_file: bool) -> dict[str, int]:
-    """Each record's batch, in the order they are written: BATCH records at a time in one
-    process; with worker processes, whole files (each a partition here, two in a batch): a
-    file at a time is what the check needs."""
+    """Each record's batch, in the order they are written: BATCH_SIZE records at a time in
+    one process; with worker processes, a file at a time (each file a partition here)."""
     if not by_file:
-        return {key: i // BATCH for i, key in enumerate(ref.corpus.keys)}
+        return {key: i // BATCH_SIZE for i, key in enumerate(ref.corpus.keys)}
     files = list(dict.fromkeys(key.rsplit(":", 1)[0] for key in ref.corpus.keys))
     return {key: files.index(key.rsplit(":", 1)[0]) for key in ref.corpus.keys}
 
@@ -267,7 +265,7 @@ def test_an_ingest_killed_anywhere_and_run_again_ends_as_an_uninterrupted_one(
         for at in sorted(kills[chain::CHAINS]):  # later each time: each run gets further
             process = subprocess.Popen(
                 [sys.executable, "-m", "reachwatch", "ingest", "--db", str(db), "--jobs", jobs,
-                 "--batch-size", str(BATCH), str(reference.corpus.folder)],
+                 str(reference.corpus.folder)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
             try:
@@ -513,7 +511,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_whole_batches(
     _assert_archived(db, ref.corpus.digests)
     _assert_archive_whole(db)
     assert _assert_runs_tell_the_story(db) == [False]
-    print(f"{fills}: {lines[0]}\n{batches} whole batches of {len(ref.corpus.keys) / BATCH:.1f}"
+    print(f"{fills}: {lines[0]}\n{batches} whole batches of {len(ref.corpus.keys) / BATCH_SIZE:.1f}"
           " stored before the disk was full")  # fmt: skip
     assert batches >= 1
     _resize(small_disk, ref.size * 2)  # room again: the next run completes the store

@@ -135,40 +135,6 @@ def test_worker_processes_without_a_cluster_store_what_one_process_stores(
     assert checksums(pooled) == checksums(local)
 
 
-def test_chunks_are_written_together_in_batches_to_the_same_rows(
-    feed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A transaction per batch of whole chunks, up to the batch size or BATCH_BYTES: the rows
-    of a transaction per chunk (a uid twice in one batch is a duplicate there too)."""
-    from reachwatch.pipeline import _ingest
-
-    inputs = [feed, SAMPLES]
-    each = tmp_path / "each.duckdb"
-    with Store(each) as store:
-        ingest(inputs, store, batch_size=7)  # chunks of 7, a transaction each
-    writes: list[int] = []
-    write = _ingest._Job.write
-
-    def counted(job: _ingest._Job, chunk: _ingest.Analysed, quarantine: bool = True) -> list[str]:
-        writes.append(chunk.read)
-        return write(job, chunk, quarantine)
-
-    monkeypatch.setattr(_ingest._Job, "write", counted)
-    monkeypatch.setattr(_ingest, "CHUNK_SIZE", 7)
-    together = tmp_path / "together.duckdb"
-    with Store(together) as store:
-        report = ingest(inputs, store, batch_size=50)
-    assert report.reconciled and report.duplicates >= 26
-    assert writes[:-1] == [49] * (len(writes) - 1) and 0 < writes[-1] <= 49  # 7 chunks of 7
-    assert sum(writes) == report.read
-    assert checksums(together) == checksums(each)
-    writes.clear()
-    monkeypatch.setattr(_ingest, "BATCH_BYTES", 1)  # any chunk fills a batch
-    with Store(tmp_path / "bytes.duckdb") as store:
-        ingest(inputs, store, batch_size=50)
-    assert writes[:-1] == [7] * (len(writes) - 1) and sum(writes) == report.read
-
-
 def test_worker_processes_start_by_default_only_for_large_work() -> None:
     """Below 64 MB of input starting them costs about what they save; `--jobs` decides."""
     from reachwatch.cli._ingest import _pool
@@ -306,7 +272,7 @@ def test_a_partition_too_large_for_one_task_goes_in_batches(
     files = sorted(p for p in feed.rglob("*") if p.is_file())
     sizes = sorted(sum(p.stat().st_size for p in part) for part in partitions(files))
     monkeypatch.setattr(_dask, "PARTITION_BYTES", sizes[len(sizes) // 2])  # half are larger
-    monkeypatch.setattr(_dask, "CHUNK_SIZE", 7)
+    monkeypatch.setattr(_dask, "BATCH_SIZE", 7)
     tasks = list(_dask._tasks(partitions(files), None))
     batches = [argument for function, argument, _ in tasks if function is _dask.analyse]
     assert batches and max(map(len, batches)) == 7  # records, read here

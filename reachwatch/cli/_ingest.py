@@ -23,7 +23,7 @@ from rich.table import Table
 
 from .. import ReachwatchError
 from ..archive import measurement_files
-from ..pipeline import BATCH_SIZE, IngestReport, LocalPool, ingest_on, reanalyse, to_reanalyse
+from ..pipeline import IngestReport, LocalPool, ingest_on, reanalyse, to_reanalyse
 from ..pipeline import ingest as run_ingest
 from ..store import DEFAULT_DB, Store, export_parquet
 from ._common import DbOption, console, errors
@@ -36,11 +36,6 @@ JobsOption = Annotated[
     int | None,
     typer.Option(min=1, help="Worker processes that analyse while this one writes (no cluster); "
                  "default: one per core for a large input, else none."),
-]  # fmt: skip
-BatchOption = Annotated[
-    int,
-    typer.Option(min=1, help="Measurements stored in one transaction at most (fewer when "
-                 "they hold 32 MiB): a crash keeps whole batches, a rerun adds the rest."),
 ]  # fmt: skip
 LARGE_BYTES = 64 << 20
 """Input above which an ingest starts worker processes by default: below it, starting them
@@ -103,12 +98,7 @@ def _print_report(report: IngestReport) -> None:
         raise typer.Exit(1)
 
 
-def ingest(
-    paths: PathsArgument,
-    db: DbOption = Path(DEFAULT_DB),
-    jobs: JobsOption = None,
-    batch_size: BatchOption = BATCH_SIZE,
-) -> None:
+def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB), jobs: JobsOption = None) -> None:
     """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
     files = measurement_files(paths)  # walked once: the bar's total and the ingest's input
     size = _size(files)
@@ -117,7 +107,7 @@ def ingest(
         _workers(None, None, jobs, size > LARGE_BYTES) as client,
         _progress("ingest", size) as progress,
     ):
-        report = _ingest(client, files, store, progress, batch_size)
+        report = _ingest(client, files, store, progress)
     _print_report(report)
 
 
@@ -126,12 +116,11 @@ def _ingest(
     files: list[Path],
     store: Store,
     progress: Callable[[int], None],
-    batch_size: int,
 ) -> IngestReport:
     """The files ingested with the workers given, else in this process."""
     if client is None:
-        return run_ingest(files, store, progress=progress, batch_size=batch_size)
-    return ingest_on(client, files, store, progress=progress, batch_size=batch_size)
+        return run_ingest(files, store, progress=progress)
+    return ingest_on(client, files, store, progress=progress)
 
 
 def reprocess(
@@ -165,7 +154,7 @@ def reprocess(
         with _workers(workers, scheduler, jobs, large) as client:
             if files:
                 with _progress("reprocess", total) as progress:
-                    report = _ingest(client, files, store, progress, BATCH_SIZE)
+                    report = _ingest(client, files, store, progress)
             else:
                 with _progress("analyse again", total, in_bytes=False) as progress:
                     again = reanalyse(store, client, cc=cc, progress=progress)

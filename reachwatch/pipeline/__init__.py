@@ -1,13 +1,12 @@
 """The pipeline: raw measurement -> observations -> verdicts, and the ingest that runs it."""
 
 from ._dask import LocalPool, ingest_on
-from ._ingest import BATCH_SIZE, IngestReport, Intake, ingest, quarantined
+from ._ingest import IngestReport, Intake, ingest, quarantined
 from ._observations import Observation, observations_of
 from ._reanalyse import ReanalysisReport, reanalyse, to_reanalyse
 from .verdicts import Verdict, verdicts_of
 
 __all__ = [
-    "BATCH_SIZE",
     "IngestReport",
     "Intake",
     "LocalPool",

@@ -29,7 +29,6 @@ from ..archive import measurement_files, read_records
 from ..store import Store
 from ._ingest import (
     BATCH_SIZE,
-    CHUNK_SIZE,
     Analysed,
     IngestReport,
     Progress,
@@ -85,7 +84,7 @@ def _end_with(pid: int) -> None:
 
 
 PARTITION_BYTES = 64 << 20
-"""A partition whose files hold more is sent to the workers in chunks of records."""
+"""A partition whose files hold more is sent to the workers in batches of records."""
 
 _OONI_LAYOUT = re.compile(r"(?:^|/)raw/(\d{8})/\d{2}/([A-Z]{2})/")
 
@@ -131,30 +130,29 @@ def ingest_on(
     store: Store,
     *,
     progress: Progress | None = None,
-    batch_size: int = BATCH_SIZE,
 ) -> IngestReport:
     """Ingest `paths` with the workers of `client` (a Dask client or a `LocalPool`)
-    analysing, a partition per task, up to `batch_size` records a transaction.
+    analysing, a partition per task.
 
     The workers read the files of a partition themselves (on a cluster, the paths must be
     where they can see them); a partition too large for one task (one huge file, say) is read
-    here and sent in chunks instead, so no task's result outgrows a chunk's. At most a few
+    here and sent in batches instead, so no task's result outgrows a batch's. At most a few
     tasks more than there are workers are in flight: this process holds a bounded amount
     whatever the input size."""
     files = measurement_files(paths)
     tasks = _tasks(partitions(files), progress)
-    return write_all(_in_order(client, tasks, progress), store, files, batch_size)
+    return write_all(_in_order(client, tasks, progress), store, files)
 
 
 def _tasks(parts: list[list[Path]], progress: Progress | None) -> Iterator[_Task]:
-    """What to submit, in order: a partition's paths, or chunks of its records."""
+    """What to submit, in order: a partition's paths, or batches of its records."""
     for files in parts:
         size = sum(p.stat().st_size for p in files)
         if size <= PARTITION_BYTES:
             yield analyse_partition, [str(p) for p in files], size
             continue
         for path in files:
-            for batch in batched(read_records(path, on_bytes=progress), CHUNK_SIZE):
+            for batch in batched(read_records(path, on_bytes=progress), BATCH_SIZE):
                 yield analyse, batch, 0
 
 

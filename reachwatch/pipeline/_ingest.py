@@ -50,17 +50,7 @@ from ._observations import Observation, observations_of
 from .fingerprints import Fingerprints, default_fingerprints
 from .verdicts import verdicts_of
 
-CHUNK_SIZE = 2000
-"""Records analysed together: their rows are Python objects until the chunk is Arrow tables."""
-BATCH_SIZE = 16_000
-"""Records written in one transaction at most (a batch: a crash keeps whole batches), as
-whole chunks. Chunks are written together because DuckDB writes the full row groups of a
-transaction (122,880 rows, the observations of about 12,000 measurements) into its file
-at once, where a small transaction's rows go through its log and are compressed again at a
-checkpoint: with worker processes, the writing process spent 31 us a measurement, not 53."""
-BATCH_BYTES = 32 << 20
-"""A batch is also written once its tables hold this much (the compressed measurements
-included, from an input that is not gzip): what the writer holds stays bounded."""
+BATCH_SIZE = 2000
 QUARANTINE_INLINE = 64 * 1024
 """A quarantined record up to this size is kept in its row; a larger one (the reader keeps up
 to 64 MiB of a record) goes to the archive and its row keeps this much of its head: large
@@ -341,13 +331,12 @@ def ingest(
     progress: Progress | None = None,
     fingerprints: Fingerprints | None = None,
 ) -> IngestReport:
-    """Ingest every measurement under `paths` (files or folders), in this process, up to
-    `batch_size` records a transaction; returns the counts."""
+    """Ingest every measurement under `paths` (files or folders), in this process, a batch
+    of `batch_size` records at a time; returns the counts."""
     files = measurement_files(paths)
     fps = fingerprints or default_fingerprints()
     records = (r for path in files for r in read_records(path, on_bytes=progress))
-    chunks = _in_chunks(records, min(CHUNK_SIZE, batch_size), fps)
-    return write_all(chunks, store, files, batch_size)
+    return write_all(_in_batches(records, batch_size, fps), store, files)
 
 
 @contextmanager
@@ -369,8 +358,8 @@ def no_cycle_collection() -> Iterator[None]:
             gc.collect(0)
 
 
-def _in_chunks(records: Iterator[RawRecord], size: int, fps: Fingerprints) -> Iterator[Analysed]:
-    """Each chunk analysed as it is read: no list keeps its records, so their bytes are gone
+def _in_batches(records: Iterator[RawRecord], size: int, fps: Fingerprints) -> Iterator[Analysed]:
+    """Each batch analysed as it is read: no list keeps its records, so their bytes are gone
     (compressed into the result) before the result is written."""
     while (chunk := analyse(islice(records, size), fps)).read:
         yield chunk
@@ -383,53 +372,35 @@ def batched(items: Iterable[RawRecord], size: int) -> Iterator[list[RawRecord]]:
         yield chunk
 
 
-def write_all(
-    chunks: Iterable[Analysed], store: Store, files: list[Path], batch_size: int = BATCH_SIZE
-) -> IngestReport:
-    """Write analysed chunks in the order given (wherever they were analysed), in batches of
-    whole chunks up to `batch_size` records, and record the ingest: the same rows whichever
-    way the work was split."""
+def write_all(chunks: Iterable[Analysed], store: Store, files: list[Path]) -> IngestReport:
+    """Write analysed chunks in the order given (wherever they were analysed) and record the
+    ingest: the same rows whichever way the work was split."""
     started = datetime.now(UTC).replace(tzinfo=None)
     run_id = f"{started:%Y%m%dT%H%M%S}Z-{uuid.uuid4().hex[:8]}"
     report = IngestReport(ingest_id=run_id, files=len(files))
     job = _Job(store, ArchiveWriter(store.archive_root, run_id), report)
     paths = [str(p) for p in files]
     store.write_batch({"ingests": _ingest_row(report, started, paths, finished=False)})
-    _behind(chunks, job.write, batch_size)
+    _behind(chunks, job.write)
     store.write_batch({"ingests": _ingest_row(report, started, paths)}, replace=True)
     return report
 
 
-def _behind(
-    chunks: Iterable[Analysed], write: Callable[[Analysed], object], batch_size: int
-) -> None:
-    """Write the chunks, a batch at a time, in a thread of its own while the next are
-    analysed: DuckDB and file writes let go of the GIL, so writing overlaps analysis on a
-    second core (an ingest of 100,000 measurements: 4,302 a second against 3,310 writing in
-    turn, the same CPU per measurement). At most one chunk waits besides the batch being
-    gathered; the first error stops both and is raised here."""
+def _behind(chunks: Iterable[Analysed], write: Callable[[Analysed], object]) -> None:
+    """Write each chunk in a thread of its own while the next is analysed: DuckDB and file
+    writes let go of the GIL, so writing overlaps analysis on a second core (an ingest of
+    100,000 measurements: 4,302 a second against 3,310 writing in turn, the same CPU per
+    measurement). At most one chunk waits; the first error stops both and is raised here."""
     waiting: queue.Queue[Analysed | None] = queue.Queue(maxsize=1)
     failed: list[BaseException] = []
 
-    batch = _Batch(batch_size)
-
-    def flush() -> None:
-        try:
-            write(batch.take())
-        except BaseException as exc:  # handed to the caller below
-            failed.append(exc)
-
     def writer() -> None:
         while (chunk := waiting.get()) is not None:
-            if failed:
-                continue
-            if not batch.fits(chunk):
-                flush()
-            batch.add(chunk)
-            if batch.full and not failed:
-                flush()
-        if batch.chunks and not failed:
-            flush()
+            if not failed:
+                try:
+                    write(chunk)
+                except BaseException as exc:  # handed to the caller below
+                    failed.append(exc)
 
     thread = threading.Thread(target=writer, name="reachwatch-writer")
     thread.start()
@@ -443,57 +414,6 @@ def _behind(
         thread.join()
     if failed:
         raise failed[0]
-
-
-class _Batch:
-    """Chunks gathered to be written together, as one: whole chunks, up to `size` records
-    (or one chunk that holds more) or until they hold BATCH_BYTES."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.chunks: list[Analysed] = []
-        self.records = self.bytes = 0
-
-    def add(self, chunk: Analysed) -> None:
-        self.chunks.append(chunk)
-        self.records += chunk.read
-        self.bytes += sum(t.nbytes for t in (chunk.measurements, chunk.observations,
-                                             chunk.verdicts))  # fmt: skip
-        self.bytes += sum(len(record.data) for record, _ in chunk.rejected)
-
-    def fits(self, chunk: Analysed) -> bool:
-        return not self.chunks or self.records + chunk.read <= self.size
-
-    @property
-    def full(self) -> bool:
-        return self.records >= self.size or self.bytes >= BATCH_BYTES
-
-    def take(self) -> Analysed:
-        """The chunks as one (their rows renumbered to follow on), and the batch emptied."""
-        chunks, self.chunks = self.chunks, []
-        self.records = self.bytes = 0
-        if len(chunks) == 1:
-            return chunks[0]
-        first = 0
-        observations, verdicts = [], []
-        for chunk in chunks:
-            observations.append(_renumbered(chunk.observations, first))
-            verdicts.append(_renumbered(chunk.verdicts, first))
-            first += chunk.measurements.num_rows
-        return Analysed(
-            sum(chunk.read for chunk in chunks),
-            pa.concat_tables([chunk.measurements for chunk in chunks]),
-            pa.concat_tables(observations),
-            pa.concat_tables(verdicts),
-            [rejected for chunk in chunks for rejected in chunk.rejected],
-        )
-
-
-def _renumbered(table: pa.Table, first: int) -> pa.Table:
-    """The table's rows tied to measurement rows `first` places further on."""
-    column = table.schema.get_field_index(_RECORD)
-    shifted = pc.add(table.column(column), pa.scalar(first, pa.int32()))
-    return table.set_column(column, _RECORD, shifted)
 
 
 class Intake:

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from ..archive import ArchiveReader, RawLocation, RawRecord
 from ..store import Store
 from ._dask import LocalPool, _in_order, _Task
-from ._ingest import _RECORD, CHUNK_SIZE, Analysed, Progress, analyse
+from ._ingest import _RECORD, BATCH_SIZE, Analysed, Progress, analyse
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -101,7 +101,7 @@ def _tasks(store: Store, cc: str | None) -> Iterator[_Task]:
             params,
         )
         root = str(store.archive_root)
-        while batch := cursor.fetchmany(CHUNK_SIZE):
+        while batch := cursor.fetchmany(BATCH_SIZE):
             yield analyse_archived, (root, batch), len(batch)
     finally:
         cursor.close()
