@@ -123,9 +123,9 @@ static Py_ssize_t first_invalid(const unsigned char *s, Py_ssize_t n) {
 #if defined(__SSE2__)
         while (n - i >= 16) {
             __m128i block = _mm_loadu_si128((const __m128i *)(s + i));
-            unsigned int high = (unsigned int)_mm_movemask_epi8(block);
-            if (high) {
-                i += __builtin_ctz(high);
+            unsigned int non_ascii = (unsigned int)_mm_movemask_epi8(block);
+            if (non_ascii) {
+                i += __builtin_ctz(non_ascii);
                 break;
             }
             i += 16;

@@ -109,7 +109,7 @@ def parse_measurement(data: bytes) -> ParsedMeasurement:
 def _check_utf8(data: bytes) -> None:
     """Refuse bytes that are not UTF-8: msgspec checks the strings it decodes, not those it
     skips. Checked on the bytes themselves (C, `_jsontext`), not by decoding them into a str
-    that nothing uses: a 290 kB page took 440 us that way."""
+    that nothing uses: the benchmark's non-ASCII pages (290 kB) take 28 us against 111."""
     at = invalid_utf8_at(data)
     if at >= 0:
         raise InvalidMeasurement(f"invalid UTF-8 at byte {at}")
