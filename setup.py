@@ -1,6 +1,7 @@
 """The compiled modules (everything else is in pyproject.toml).
 
-- `reachwatch.model._jsontext`, in C: see its source for why.
+- `reachwatch.model._jsontext` and `reachwatch.pipeline._columns`, in C: see their sources
+  for why.
 - The analysis (observations, verdicts, fingerprints), compiled from its own typed Python by
   mypyc, as mypy and black compile themselves: the same code, 4.5% fewer instructions to read
   and analyse a measurement and a quarter less time judging it (bench/README.md). The .py files
@@ -37,13 +38,14 @@ def compiled_analysis() -> list[Extension]:
         return []
 
 
+def c_module(name: str, source: str) -> Extension:
+    return Extension(name, [source], extra_compile_args=["-O2", "-Wall", "-Werror"])
+
+
 setup(
     ext_modules=[
-        Extension(
-            "reachwatch.model._jsontext",
-            ["reachwatch/model/_jsontext.c"],
-            extra_compile_args=["-O2", "-Wall", "-Werror"],
-        ),
+        c_module("reachwatch.model._jsontext", "reachwatch/model/_jsontext.c"),
+        c_module("reachwatch.pipeline._columns", "reachwatch/pipeline/_columns.c"),
         *compiled_analysis(),
     ]
 )

@@ -15,6 +15,7 @@ def test_the_analysis_runs_compiled() -> None:
         "reachwatch.pipeline.fingerprints",
         "reachwatch.pipeline.verdicts.web_connectivity",
         "reachwatch.model._jsontext",
+        "reachwatch.pipeline._columns",
     ):
         origin = importlib.util.find_spec(name).origin  # type: ignore[union-attr]
         assert origin is not None and origin.endswith(".so"), (name, origin)

@@ -559,3 +559,39 @@ def test_an_ingest_store_keeps_its_blocks_and_checkpoints_far_apart(tmp_path: Pa
         ingest_only = dict(store.execute(settings).fetchall())
         assert ingest_only["block_allocator_memory"] == "0 bytes"
         assert ingest_only["checkpoint_threshold"] == "16.0 MiB"
+
+
+def test_a_measurement_whose_rows_the_store_cannot_hold_is_quarantined_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that makes a row of the wrong type (here, an observation's port as text) costs
+    its measurement, quarantined with the column named; none of its rows is stored, not
+    even the measurement's own row that came before the bad one, and the rest are whole."""
+    from reachwatch.pipeline import _ingest
+
+    rows = _ingest._rows
+
+    def a_bad_port(record: Any, fps: Any) -> Any:
+        measurement, observations, verdicts = rows(record, fps)
+        if measurement[3] == "tor":
+            observations = [*observations[:-1], observations[-1]._replace(port="443")]
+        return measurement, observations, verdicts
+
+    clean = ingest([FASTPATH], store)
+    expected = _dump(store)
+    with Store(store.path.with_name("bad.duckdb")) as other:
+        monkeypatch.setattr(_ingest, "_rows", a_bad_port)
+        report = ingest([FASTPATH], other)
+        assert report.reconciled and not clean.quarantined
+        assert report.quarantined == report.reasons["analysis failed"] >= 1
+        reasons = [r for (r,) in other.execute("SELECT reason FROM quarantine").fetchall()]
+        assert any(r.startswith("analysis failed: TypeError: column 'port', row ") and
+                   r.endswith(": expected int, got str") for r in reasons), reasons  # fmt: skip
+        stored = _dump(other)
+    tor = {uid for uid, _, _, test, *_ in expected["measurements"] if test == "tor"}
+    assert tor
+    assert [row[0] for row in stored["measurements"]] == [
+        row[0] for row in expected["measurements"] if row[0] not in tor
+    ]  # (their archive files are the run's own)
+    for table in ("verdicts", "observations"):
+        assert stored[table] == [row for row in expected[table] if row[0] not in tor]
