@@ -317,10 +317,12 @@ def _json_texts(text: str) -> list[bytes]:
 @given(
     st.text(max_size=80)
     | st.text(st.characters(codec="utf-8") | st.sampled_from('\\"<>&/\n'), max_size=40)
+    | st.text(st.sampled_from('\\\\\\"\U0001f600\ud800\u00e9\u0800<a\t'), max_size=400)
 )
 def test_a_json_string_is_measured_as_its_value_encoded(text: str) -> None:
     """The C counter against Python: the value's UTF-8 length, whatever the escaping (lone
-    surrogates as surrogatepass writes them), wherever the text lies in its buffer."""
+    surrogates as surrogatepass writes them), wherever the text lies in its buffer. Long
+    runs of backslashes and pairs cross the counter's 64-byte blocks."""
     expected = len(text.encode("utf-8", "surrogatepass"))
     for raw in _json_texts(text):
         for offset in (0, 1, 7):
@@ -328,7 +330,9 @@ def test_a_json_string_is_measured_as_its_value_encoded(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", [b"", b'"', b"abc", b'"abc', b'"\\"', b'"\\x"', b'"\\u12"', b'"\\u12g4"', b"7", b"null"]
+    "raw",
+    [b"", b'"', b"abc", b'"abc', b'"\\"', b'"\\x"', b'"\\u12"', b'"\\u12g4"', b"7", b"null"]
+    + [b'"' + b"a" * n + tail for n in (62, 63, 64, 126) for tail in (b'\\"', b'\\x"', b'\\u12"')],
 )
 def test_what_is_no_json_string_is_not_measured(raw: bytes) -> None:
     with pytest.raises(ValueError, match="not a JSON string"):
