@@ -91,6 +91,41 @@ def test_getaddrinfo_uses_the_system_resolver() -> None:
     assert trace.queries[0]["engine"] == "getaddrinfo"
 
 
+def test_a_lookup_waiting_for_a_thread_is_not_timed_as_the_networks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """System lookups block a thread each; when more are asked than there are threads, the
+    wait for one is the probe's own delay. It must not count against the lookup's timeout (a
+    busy probe would report DNS timeouts a user's resolver never had) nor show in its t0..t."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import reachwatch.probe._dns as probe_dns
+
+    def slow_resolver(host: str, *_: Any, **__: Any) -> list[Any]:
+        time.sleep(0.2)
+        return [(2, 1, 6, "", ("198.19.1.10", 0))]
+
+    one_thread = ThreadPoolExecutor(1)
+    monkeypatch.setattr(probe_dns, "_threads", one_thread)
+    monkeypatch.setattr(probe_dns.socket, "getaddrinfo", slow_resolver)
+
+    async def five() -> list[tuple[list[str], str | None]]:
+        return await asyncio.gather(
+            *(lookup_getaddrinfo(trace, f"h{i}.example.org", timeout=0.5) for i in range(5))
+        )
+
+    trace = Trace()
+    try:
+        results = run(five())  # a second in all: the last waits 0.8 s for the thread
+    finally:
+        one_thread.shutdown()
+    assert results == [(["198.19.1.10"], None)] * 5
+    for query in trace.queries:
+        assert 0.15 < query["t"] - query["t0"] < 0.45
+    t0s = sorted(query["t0"] for query in trace.queries)
+    assert t0s[-1] - t0s[0] > 0.6  # each started when its thread did
+
+
 def test_tcp_connect_success_refused_and_timeout() -> None:
     async def go() -> Trace:
         trace = Trace()

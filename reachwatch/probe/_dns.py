@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dns.asyncquery
@@ -18,6 +19,9 @@ from ._failures import failure_of, rcode_failure
 from ._trace import Trace
 
 DNS_TIMEOUT = 5.0
+RESOLVER_THREADS = 64  # system lookups at once: each holds a thread for as long as it waits
+
+_threads = ThreadPoolExecutor(RESOLVER_THREADS, thread_name_prefix="getaddrinfo")
 
 
 def record_query(
@@ -66,6 +70,11 @@ def read_reply(reply: dns.message.Message) -> tuple[list[str], list[dict[str, An
     return addrs, answers, failure
 
 
+def _settle(started: asyncio.Future[None]) -> None:
+    if not started.done():
+        started.set_result(None)
+
+
 def _answer(address: str) -> dict[str, Any]:
     if ":" in address:
         return {"answer_type": "AAAA", "ipv6": address, "ttl": None}
@@ -76,14 +85,21 @@ async def lookup_getaddrinfo(
     trace: Trace, host: str, *, timeout: float = DNS_TIMEOUT
 ) -> tuple[list[str], str | None]:
     """The addresses the system resolver gives for `host`, as a browser would get them."""
-    tid, t0 = trace.transaction(), trace.now()
+    tid = trace.transaction()
+    loop = asyncio.get_running_loop()
+    started = loop.create_future()
+
+    def call() -> list[Any]:
+        loop.call_soon_threadsafe(_settle, started)
+        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+
+    infos = loop.run_in_executor(_threads, call)
+    await started  # a lookup waiting for a thread is the probe's delay, not the network's
+    t0 = trace.now()
     addrs: list[str] = []
     failure = None
     try:
-        infos = await asyncio.wait_for(
-            asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout
-        )
-        for info in infos:
+        for info in await asyncio.wait_for(infos, timeout):
             address = str(info[4][0])
             if address not in addrs:
                 addrs.append(address)
