@@ -142,6 +142,25 @@ def test_web_connectivity_case(
     assert PROBE_ADDRESS not in dumps(measurement).decode()
 
 
+def test_the_helpers_reply_is_waited_for_longer_than_one_operation(
+    ca: LabCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper looks up, connects and fetches before it answers, each step with a timeout of
+    its own: a reply that takes longer than one of the probe's operations is still a control."""
+    import reachwatch.probe.helper as helper_module
+
+    answer = helper_module.control
+
+    async def busy(request: Any, net: NetConfig) -> dict[str, Any]:
+        await asyncio.sleep(1.5)  # the probe's operations time out after 1 s
+        return await answer(request, net)
+
+    monkeypatch.setattr(helper_module, "control", busy)
+    keys = asyncio.run(run_case(ca))["test_keys"]
+    assert keys["control_failure"] is None
+    assert (keys["x_reachwatch"]["verdict"], keys["accessible"]) == ("ok", True)
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +27,9 @@ from ._trace import Trace, endpoint
 TEST_NAME = "web_connectivity"
 TEST_VERSION = "0.4.3"
 MAX_CONNECTIVITY_CHECKS = 8
+HELPER_WAIT = 4
+"""The helper's reply is waited for this many operation timeouts: it looks up, connects and
+fetches before it answers, each step bounded by a timeout of its own."""
 
 
 class BadURL(ValueError):
@@ -97,7 +100,7 @@ async def measure(url: str, context: ProbeContext, run_id: str | None = None) ->
                 "tcp_connect": endpoints,
                 "x_quic_enabled": False,
             },
-            net,
+            replace(net, timeout=net.timeout * HELPER_WAIT),
         )
     await asyncio.gather(
         *(_connectivity(trace, ip, port, host if secure else None, net)
