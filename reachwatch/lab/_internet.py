@@ -1,7 +1,7 @@
-"""The lab's "rest of the Internet", one process in its own namespace: the authoritative DNS
-(also the public resolver), every site and app server of the plan (TLS from the lab's CA),
-STUN and TURN responders, QUIC servers, the web_connectivity test helper, the collector the
-probes submit to, and the SOCKS5 proxy outside every censor.
+"""The lab's "rest of the Internet", one process in its own namespace: every site and app
+server of the plan (TLS from the lab's CA), STUN and TURN responders, QUIC servers, the
+web_connectivity test helper, the collector the probes submit to, and the SOCKS5 proxy outside
+every censor. The Internet's DNS runs beside it, in a process of its own (`_authority`).
 
 Run as `python -m reachwatch.lab._internet CONFIG.json`; it prints `ready` once everything
 listens and exits when its stdin closes (the lab's end of the pipe), so it never outlives the
@@ -14,7 +14,7 @@ import os
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from aioquic.asyncio.server import serve as quic_serve
@@ -25,32 +25,14 @@ from ..probe.helper import serve as helper_serve
 from ._servers import (
     LabCA,
     StunResponder,
-    Zone,
     collector_server,
-    dns_answer,
     http_reply,
     read_head,
     serving,
     site_page,
     socks5_server,
+    stdin_closed,
 )
-
-
-class _DNS(asyncio.DatagramProtocol):
-    def __init__(self, zone: Zone) -> None:
-        self.zone = zone
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            reply = dns_answer(data, self.zone)
-        except Exception:
-            return
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
 
 
 def _web(body: bytes) -> Any:
@@ -91,12 +73,7 @@ async def _hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def serve(config: dict[str, Any], stop: asyncio.Future[None]) -> None:
     loop = asyncio.get_running_loop()
     ca = LabCA(Path(config["ca_dir"]))
-    zone: Zone = {name: list(addresses) for name, addresses in config["zone"].items()}
     async with AsyncExitStack() as stack:
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _DNS(zone), local_addr=(config["dns"], 53)
-        )
-        stack.callback(transport.close)
         collected = stack.enter_context(open(config["collected"], "ab"))  # noqa: SIM115
 
         def keep(measurement: dict[str, Any]) -> None:
@@ -139,20 +116,7 @@ async def serve(config: dict[str, Any], stop: asyncio.Future[None]) -> None:
 
 async def _main(path: str) -> None:
     config = orjson.loads(Path(path).read_bytes())
-    loop = asyncio.get_running_loop()
-    stop: asyncio.Future[None] = loop.create_future()
-    # the lab closing our stdin is the signal to go
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def watch() -> None:
-        await reader.read()
-        if not stop.done():
-            stop.set_result(None)
-
-    watcher = asyncio.create_task(watch())
-    await serve(config, stop)
-    watcher.cancel()
+    await serve(config, asyncio.ensure_future(stdin_closed()))
 
 
 if __name__ == "__main__":

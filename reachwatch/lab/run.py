@@ -157,9 +157,10 @@ def _start(
     config = work / "internet.json"
     config.write_bytes(orjson.dumps(plan.internet_config(str(work))))
     LabCA(work)  # made once here, loaded by every daemon
-    log = work / "internet.log"
-    internet = ns.spawn(inet, python, "-m", "reachwatch.lab._internet", str(config), log=log)
-    _ready(internet, "the lab's Internet", log)
+    for module, what in (("_authority", "the lab's DNS"), ("_internet", "the lab's Internet")):
+        log = work / f"{module.strip('_')}.log"
+        daemon = ns.spawn(inet, python, "-m", f"reachwatch.lab.{module}", str(config), log=log)
+        _ready(daemon, what, log)
     started: list[Daemon] = []
     for isp in plan.isps:
         config = work / f"censor{isp.index}.json"
