@@ -21,8 +21,9 @@ refuses, aliases, deep nesting, control characters.
 
 Anything else (another exception, a property broken) is a failure: counted, its input saved
 under --out with what went wrong, and the run goes on. Hypothesis runs without a database or a
-deadline from --seed, so a run is reproducible. tests/test_fuzz.py runs the same targets with a
-few examples.
+deadline from --seed, so a run is reproducible on the same source: hypothesis also draws
+constants it reads in the project's own modules, so a commit that changes one draws other
+inputs (bench/README.md). tests/test_fuzz.py runs the same targets with a few examples.
 """
 
 from __future__ import annotations
