@@ -29,7 +29,7 @@ from reachwatch.model import (
     parse_measurement,
 )
 from reachwatch.model._jsontext import utf8_length
-from reachwatch.model._measurement import _check_utf8
+from reachwatch.model._parse import _check_utf8
 
 from .conftest import GENERATED, SAMPLES, dumps, measurement, sample
 

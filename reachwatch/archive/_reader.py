@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, ClassVar, cast
 
 import orjson
 from isal import igzip, isal_zlib
@@ -160,8 +160,8 @@ class InflatedAhead(io.BufferedIOBase):
     still comes out, and the error is the one `Gunzip` raises.
     """
 
-    BLOCK = 1 << 20
-    AHEAD = 4
+    BLOCK: ClassVar[int] = 1 << 20
+    AHEAD: ClassVar[int] = 4
 
     def __init__(self, raw: IO[bytes], path: Path, *, ahead: bool = True) -> None:
         self.position = 0  # how far into the compressed file inflating has read
@@ -174,14 +174,14 @@ class InflatedAhead(io.BufferedIOBase):
         self._ended = False
         self._rest: IO[bytes] | None = None  # takes over after damage
         self._stop = threading.Event()
-        self._inline: Generator[bytes | BaseException, None, None] | None = None
-        self._thread: threading.Thread | None = None
+        self._here: Generator[bytes | BaseException, None, None] | None = None
+        self._worker: threading.Thread | None = None
         if ahead:
-            self._thread = threading.Thread(target=self._inflate, name="reachwatch-inflate",
+            self._worker = threading.Thread(target=self._inflate, name="reachwatch-inflate",
                                             daemon=True)  # fmt: skip
-            self._thread.start()
+            self._worker.start()
         else:  # inflated here, block by block, as they are needed
-            self._inline = self._inflated()
+            self._here = self._inflated()
 
     def readable(self) -> bool:
         return True
@@ -220,13 +220,18 @@ class InflatedAhead(io.BufferedIOBase):
         self._block, self._at = b"", 0
         if self._ended:
             return False
-        item = next(self._inline) if self._inline is not None else self._blocks.get()
+        item = next(self._here) if self._here is not None else self._blocks.get()
         if isinstance(item, BaseException):
             self._rest = self._read_on()
             return False
         self._ended = not item
         self._block = item
         return bool(item)
+
+    def _damaged(self) -> bool:
+        """Whether `_rest` reads on: a method, as `_next_block` may have just set it (read
+        inline, mypy's narrowing of `_rest` to None above would hold, and mypyc checks it)."""
+        return self._rest is not None
 
     def _read_on(self) -> IO[bytes]:
         """After damage: the same file through `Gunzip`, past what was handed out (an error
@@ -264,7 +269,7 @@ class InflatedAhead(io.BufferedIOBase):
                 break
             block, at = self._block, self._at
             if at >= len(block):
-                if not self._next_block() and self._rest is None:
+                if not self._next_block() and not self._damaged():
                     break
                 continue
             newline = block.find(b"\n", at) if line else -1
@@ -284,10 +289,10 @@ class InflatedAhead(io.BufferedIOBase):
                 self._blocks.get_nowait()
             except queue.Empty:
                 break
-        if self._thread is not None:
-            self._thread.join()
-        if self._inline is not None:
-            self._inline.close()
+        if self._worker is not None:
+            self._worker.join()
+        if self._here is not None:
+            self._here.close()
         self._raw.close()
         if self._rest is not None:
             self._rest.close()

@@ -1,12 +1,6 @@
 """Typed OONI measurements: the base keys, each experiment's test_keys, and their primitives."""
 
-from ._measurement import (
-    Measurement,
-    ParsedMeasurement,
-    measurement_uid_for,
-    parse_asn,
-    parse_measurement,
-)
+from ._measurement import Measurement, ParsedMeasurement
 from ._netevents import (
     BinaryData,
     DNSAnswer,
@@ -19,6 +13,7 @@ from ._netevents import (
     TLSHandshake,
     text_of,
 )
+from ._parse import measurement_uid_for, parse_asn, parse_measurement
 from ._testkeys import (
     TEST_KEYS,
     CatalogueAppKeys,
