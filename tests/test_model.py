@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -26,9 +28,10 @@ from reachwatch.model import (
     URLGetterKeys,
     WebConnectivityKeys,
     WhatsAppKeys,
+    _parse,
     parse_measurement,
 )
-from reachwatch.model._jsontext import utf8_length
+from reachwatch.model._jsontext import cut_bodies, offset_in, utf8_length
 from reachwatch.model._parse import _check_utf8
 
 from .conftest import GENERATED, SAMPLES, dumps, measurement, sample
@@ -357,3 +360,128 @@ def test_a_body_is_read_and_measured_as_the_probe_wrote_it(
         response = pm.keys.requests[0].response
         assert response is not None
         assert (response.text(), response.body_length()) == (text, length)
+
+
+def _outcome(data: bytes, cut: bool) -> bytes | str:
+    """The parse of a measurement, encoded, or the reason it is refused; with the pages cut
+    out before msgspec decodes it, or (no page being that long) without."""
+    size = _parse.CUT_SIZE
+    _parse.CUT_SIZE = size if cut else 2**62
+    try:
+        return msgspec.json.encode(parse_measurement(data))
+    except InvalidMeasurement as exc:
+        return exc.reason
+    finally:
+        _parse.CUT_SIZE = size
+
+
+_PAGES = st.text(max_size=30) | st.text(
+    st.sampled_from('\\"\n\t/<a\u00e9\U0001f600\ud800\udc00'), min_size=900, max_size=3000
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_PAGES, st.sampled_from(["text", "binary", "null", "no response"])),
+        max_size=4,
+    ),
+    st.sampled_from(["none", "header", "request", "events", "control"]),
+    st.sampled_from(["utf-8", "ascii", "spaced"]),
+)
+def test_long_pages_are_cut_out_and_put_back_as_they_were(
+    pages: list[tuple[str, str]], elsewhere: str, style: str
+) -> None:
+    """The cut (`_jsontext.cut_bodies`, then `_put_back`) against msgspec decoding the whole
+    measurement: the same parse, byte for byte, or the same reason to refuse it, whatever the
+    pages hold (lone surrogates too) and however the JSON is written (raw UTF-8, escaped,
+    spaces around the colons), also where a long "body" is no response's (a header, a
+    request's, the network events', the control's): then the whole is decoded again."""
+    requests: list[dict[str, object]] = []
+    for text, kind in pages:
+        body = {"text": text, "binary": {"format": "base64", "data": "/w=="}, "null": None}.get(
+            kind
+        )
+        response = None if kind == "no response" else {"code": 200, "body": body}
+        requests.append({"request": {"url": "http://x.org/", "body": ""}, "response": response})
+    long = "x\\y" * 400
+    keys: dict[str, object] = {"requests": requests}
+    if elsewhere == "header" and requests:
+        requests[0]["response"] = {"code": 200, "headers": {"body": long}, "body": "short"}
+    elif elsewhere == "request" and requests:
+        requests[0]["request"] = {"url": "http://x.org/", "body": long}
+    elif elsewhere == "events":
+        keys["network_events"] = [{"operation": "write", "body": long}]
+    elif elsewhere == "control":
+        keys["control"] = {"http_request": {"body": long, "body_length": 3}}
+    m = measurement("web_connectivity", keys)
+    if style == "utf-8":  # a lone surrogate makes bytes that are not UTF-8: refused both ways
+        data = json.dumps(m, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    else:
+        data = json.dumps(m, separators=(", ", " : ") if style == "spaced" else (",", ":")).encode()
+    assert _outcome(data, cut=True) == _outcome(data, cut=False)
+
+
+def test_a_page_is_cut_where_it_is_a_key_s_string_and_msgspec_would_take_it() -> None:
+    page = 'a\\b"c\u00e9' * 300
+    tail = json.dumps(page)
+    doc = ('{"x": "q\\"body\\": \\"' + "z" * 2000 + '", "body" :\n ' + tail + "}").encode()
+    cut = cut_bodies(doc, 1024)
+    assert cut is not None
+    shorter, places = cut
+    assert shorter == b'{"x": "q\\"body\\": \\"' + b"z" * 2000 + b'", "body" :\n ""}'
+    ((at, (start, stop)),) = places.items()
+    assert shorter[at : at + 2] == b'""' and doc[start:stop] == tail.encode()
+    assert json.loads(shorter)["body"] == ""
+    # the escaped "body" inside x is no key; neither is one after an odd run of backslashes
+    assert cut_bodies(b'{"x": "\\\\\\"body\\": \\"' + b"z" * 2000 + b'"}', 16) is None
+    # at the size, cut; below it, not; not a string, not ended, not cut
+    for size, cuts in ((len(tail), True), (len(tail) + 1, False)):
+        assert (cut_bodies(b'{"body":' + tail.encode() + b"}", size) is not None) is cuts
+    for doc in (b'{"body": {"format": "base64"}}', b'{"body": null}', b'{"body": "' + b"a" * 99):
+        assert cut_bodies(doc, 2) is None
+
+
+@pytest.mark.parametrize(
+    ("inside", "reason"),
+    [
+        ("a\tb", "invalid character"),
+        ("a\\xb", "invalid escaped character"),
+        ("a\\udc00b", "invalid utf-16 surrogate pair"),
+        ("a\\ud800b", "unexpected end of hex escape"),
+        ("a\\ud800\\u0041", "invalid utf-16 surrogate pair"),
+        ("a\\u12g4", "invalid character in unicode escape"),
+    ],
+)
+@pytest.mark.parametrize("before", [0, 1, 60, 63, 64, 1500])
+def test_a_page_msgspec_would_refuse_is_left_for_it_to_refuse(
+    inside: str, reason: str, before: int
+) -> None:
+    """Left in place, with the reason msgspec gives, wherever in the page (and in the
+    cut's 64-byte blocks) the fault lies."""
+    page = "p" * before + inside + "q" * 1500
+    raw = dumps(measurement("web_connectivity", {"requests": [{"response": {"body": "@"}}]}))
+    data = raw.replace(b'"@"', b'"' + page.encode() + b'"')
+    with pytest.raises(InvalidMeasurement, match=re.escape(reason)):
+        parse_measurement(data)
+
+
+def test_a_cut_page_is_a_view_of_the_measurement_s_bytes() -> None:
+    """After the cut, a page is read where it is in the measurement; what else msgspec kept
+    as raw JSON (the network events) is in the shorter bytes it decoded."""
+    page = json.dumps("<p>" * 1000)
+    keys = {"requests": [{"response": {"body": "@"}}], "network_events": [{"operation": "r"}]}
+    raw = dumps(measurement("web_connectivity", keys))
+    data = raw.replace(b'"@"', page.encode())
+    pm = parse_measurement(data)
+    assert isinstance(pm.keys, WebConnectivityKeys) and pm.keys.requests
+    response = pm.keys.requests[0].response
+    assert response is not None and offset_in(response.body, data) == data.index(b'"<p>')
+    assert response.body_length() == 3000 and offset_in(pm.keys.network_events, data) == -1
+
+
+def test_offset_in_tells_where_a_view_lies() -> None:
+    whole = b"0123456789"
+    assert offset_in(memoryview(whole)[3:5], whole) == 3
+    assert offset_in(whole, whole) == 0
+    assert offset_in(b"34", whole) == -1
