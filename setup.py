@@ -6,7 +6,7 @@
   mypyc, as mypy and black compile themselves: the same code, 4.5% fewer instructions to read
   and analyse a measurement and a quarter less time judging it (bench/README.md). So is the
   code every record goes through before it: the reader's lines (`archive/_reader.py`) and the
-  parse around msgspec (`model/_parse.py`), 5.6% fewer instructions again. The .py files stay
+  parse around msgspec (`model/_parse.py`), 1.1% fewer instructions again. The .py files stay
   the source; `./dev` rebuilds when one changes, and the tests refuse a stale build.
 """
 
