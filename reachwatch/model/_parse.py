@@ -102,8 +102,9 @@ def _in_one_pass(data: bytes) -> Measurement | None:
 CUT_SIZE = 1024
 """Pages (a response's `body`) of this many bytes or more are cut out of a measurement before
 msgspec decodes it, and put back after (`_jsontext.cut_bodies`). msgspec passes over a skipped
-string a byte at a time; the cut finds a page's end sixty-four bytes at a time. Below this
-size, putting a page back costs more than the cut saves."""
+string a byte at a time; the cut finds a page's end sixty-four bytes at a time. Shorter ones
+are left to msgspec: they are little of a measurement's bytes, and each page cut is a step in
+Python to put back."""
 _WITH_REQUESTS = frozenset(name for name, keys in TEST_KEYS.items() if issubclass(keys, Primitives))
 
 
