@@ -116,10 +116,6 @@ static inline uint64_t controls(const unsigned char *block) {
 
 #define ODD_BITS 0xAAAAAAAAAAAAAAAAULL
 
-/* The bytes that the escapes of a JSON string's inside (s, n bytes) save, against the UTF-8
- * of its value; -1 if an escape is not JSON's. Sixty-four bytes a step, without a branch per
- * escape: a web page escapes a byte in fifteen (quotes, tabs, newlines, backslashes), and
- * stopping at each cost more than the rest of the count. */
 /* The bytes of a block that a backslash escapes. simdjson's scan: a backslash escapes the next
  * byte, unless it is escaped itself; in a run of backslashes, every other one escapes. `carry`
  * brings in whether the block's first byte is escaped by the last of the block before, and
@@ -136,6 +132,31 @@ static inline uint64_t escaped_bytes(uint64_t backslashes, uint64_t *carry) {
     return escaped;
 }
 
+
+/* The block of `size` bytes at s, or, where fewer than `size` are left, those copied into
+ * `padded` with zeros after them: a block may be read whole wherever it lies. */
+static inline const unsigned char *block_at(const unsigned char *s, Py_ssize_t left,
+                                            unsigned char *padded, size_t size) {
+    if (left >= (Py_ssize_t)size) {
+        return s;
+    }
+    memset(padded, 0, size);
+    memcpy(padded, s, (size_t)left);
+    return padded;
+}
+
+/* Whether the \u escape at u (its 'u') is followed by an escaped low surrogate, the second
+ * half of a pair if u's is a high one. */
+static inline int low_surrogate_follows(const unsigned char *u, const unsigned char *end) {
+    unsigned int low;
+    return end - u >= 11 && u[5] == '\\' && u[6] == 'u' && hex4(u + 7, end, &low) &&
+           low >= 0xDC00 && low < 0xE000;
+}
+
+/* The bytes that the escapes of a JSON string's inside (s, n bytes) save, against the UTF-8
+ * of its value; -1 if an escape is not JSON's. Sixty-four bytes a step, without a branch per
+ * escape: a web page escapes a byte in fifteen (quotes, tabs, newlines, backslashes), and
+ * stopping at each cost more than the rest of the count. */
 static Py_ssize_t saved_by_escapes(const unsigned char *s, Py_ssize_t n) {
     const unsigned char *end = s + n;
     const unsigned char *pair_low = NULL; /* the 'u' of a low surrogate counted with its high */
@@ -143,13 +164,8 @@ static Py_ssize_t saved_by_escapes(const unsigned char *s, Py_ssize_t n) {
     uint64_t carry = 0;
     Py_ssize_t saved = 0;
     for (Py_ssize_t i = 0; i < n; i += 64) {
-        const unsigned char *block = s + i;
         Py_ssize_t left = n - i;
-        if (left < 64) {
-            memset(padded, 0, sizeof padded);
-            memcpy(padded, block, (size_t)left);
-            block = padded;
-        }
+        const unsigned char *block = block_at(s + i, left, padded, sizeof padded);
         uint64_t escaped = escaped_bytes(equal_to(block, '\\'), &carry);
         if (!escaped) {
             continue;
@@ -162,7 +178,7 @@ static Py_ssize_t saved_by_escapes(const unsigned char *s, Py_ssize_t n) {
         while (others) {
             const unsigned char *u = s + i + __builtin_ctzll(others);
             others &= others - 1;
-            unsigned int code, low;
+            unsigned int code;
             if (*u != 'u' || !hex4(u + 1, end, &code)) {
                 return -1;
             }
@@ -173,8 +189,7 @@ static Py_ssize_t saved_by_escapes(const unsigned char *s, Py_ssize_t n) {
                 saved += 4; /* six bytes for one */
             } else if (code < 0x800) {
                 saved += 3;
-            } else if (code >= 0xD800 && code < 0xDC00 && end - u >= 11 && u[5] == '\\' &&
-                       u[6] == 'u' && hex4(u + 7, end, &low) && low >= 0xDC00 && low < 0xE000) {
+            } else if (code >= 0xD800 && code < 0xDC00 && low_surrogate_follows(u, end)) {
                 saved += 6; /* a surrogate pair, twelve bytes for four: two counted above */
                 pair_low = u + 6;
             } else {
@@ -208,7 +223,7 @@ static PyObject *utf8_length(PyObject *module, PyObject *text) {
  * low one only after a high. `*pair_low` keeps the 'u' of a low surrogate already checked. */
 static int valid_u_escape(const unsigned char *u, const unsigned char *end,
                           const unsigned char **pair_low) {
-    unsigned int code, low;
+    unsigned int code;
     if (u == *pair_low) {
         return 1;
     }
@@ -216,8 +231,7 @@ static int valid_u_escape(const unsigned char *u, const unsigned char *end,
         return 0;
     }
     if (code >= 0xD800 && code < 0xDC00) {
-        if (end - u < 11 || u[5] != '\\' || u[6] != 'u' || !hex4(u + 7, end, &low) ||
-            low < 0xDC00 || low >= 0xE000) {
+        if (!low_surrogate_follows(u, end)) {
             return 0;
         }
         *pair_low = u + 6;
@@ -235,14 +249,8 @@ static Py_ssize_t string_end(const unsigned char *s, const unsigned char *end, i
     uint64_t carry = 0;
     *valid = 1;
     for (Py_ssize_t i = 0; i < n; i += 64) {
-        const unsigned char *block = s + i;
-        uint64_t in_block = ~0ULL;
-        if (n - i < 64) {
-            memset(padded, 0, sizeof padded);
-            memcpy(padded, block, (size_t)(n - i));
-            block = padded;
-            in_block = (1ULL << (n - i)) - 1;
-        }
+        const unsigned char *block = block_at(s + i, n - i, padded, sizeof padded);
+        uint64_t in_block = n - i < 64 ? (1ULL << (n - i)) - 1 : ~0ULL;
         uint64_t escaped = escaped_bytes(equal_to(block, '\\'), &carry);
         uint64_t quotes = equal_to(block, '"') & ~escaped & in_block;
         uint64_t inside = quotes ? (quotes & (0 - quotes)) - 1 : in_block;
@@ -276,12 +284,9 @@ static Py_ssize_t skip_space(const unsigned char *p, Py_ssize_t i, Py_ssize_t n)
 static Py_ssize_t next_body_key(const unsigned char *p, Py_ssize_t n, Py_ssize_t from) {
     unsigned char padded[128];
     for (Py_ssize_t i = from; n - i >= 6; i += 64) {
-        const unsigned char *block = p + i;
-        if (n - i < 65) {
-            memset(padded, 0, sizeof padded);
-            memcpy(padded, block, (size_t)(n - i));
-            block = padded;
-        }
+        /* 65 bytes read: each quote's next byte too */
+        const unsigned char *block = n - i < 65 ? block_at(p + i, n - i, padded, sizeof padded)
+                                                : p + i;
         uint64_t found = equal_to(block, '"') & equal_to(block + 1, 'b');
         while (found) {
             Py_ssize_t q = i + __builtin_ctzll(found);

@@ -36,6 +36,13 @@ instead of two (the test_keys are most of them), when the test is known beforeha
 _TEST_NAME = re.compile(rb'"test_name"\s*:\s*"([a-z0-9_]{1,64})"')
 _ASN = re.compile(r"(?:AS)?(\d{1,10})", re.IGNORECASE)
 _CC = re.compile(r"[A-Z]{2}")
+CUT_SIZE = 1024
+"""Pages (a response's `body`) of this many bytes or more are cut out of a measurement before
+msgspec decodes it, and put back after (`_jsontext.cut_bodies`). msgspec passes over a skipped
+string a byte at a time; the cut finds a page's end sixty-four bytes at a time. Shorter ones
+are left to msgspec: they are little of a measurement's bytes, and each page cut is a step in
+Python to put back."""
+_WITH_REQUESTS = frozenset(name for name, keys in TEST_KEYS.items() if issubclass(keys, Primitives))
 
 
 def parse_measurement(data: bytes) -> ParsedMeasurement:
@@ -97,15 +104,6 @@ def _in_one_pass(data: bytes) -> Measurement | None:
             if whole is not None and _put_back(whole.test_keys, data, shorter, places):  # type: ignore[attr-defined]
                 return whole
     return _decoded(decoder, data, test)
-
-
-CUT_SIZE = 1024
-"""Pages (a response's `body`) of this many bytes or more are cut out of a measurement before
-msgspec decodes it, and put back after (`_jsontext.cut_bodies`). msgspec passes over a skipped
-string a byte at a time; the cut finds a page's end sixty-four bytes at a time. Shorter ones
-are left to msgspec: they are little of a measurement's bytes, and each page cut is a step in
-Python to put back."""
-_WITH_REQUESTS = frozenset(name for name, keys in TEST_KEYS.items() if issubclass(keys, Primitives))
 
 
 def _decoded(decoder: msgspec.json.Decoder[Any], data: bytes, test: str) -> Measurement | None:
