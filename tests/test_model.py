@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import msgspec
+import msgspec.inspect as mi
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from reachwatch.model import (
     DNSCheckKeys,
     FacebookMessengerKeys,
     OpenVPNKeys,
+    Primitives,
     PsiphonKeys,
     RiseupVPNKeys,
     SignalKeys,
@@ -31,8 +33,7 @@ from reachwatch.model import (
     _parse,
     parse_measurement,
 )
-from reachwatch.model._jsontext import cut_bodies, offset_in, utf8_length
-from reachwatch.model._parse import _check_utf8
+from reachwatch.model._jsontext import cut_strings, offset_in, utf8_length
 
 from .conftest import GENERATED, SAMPLES, dumps, measurement, sample
 
@@ -270,10 +271,10 @@ def test_one_pass_and_two_passes_refuse_with_the_same_reason() -> None:
         st.tuples(st.text(max_size=32), st.binary(max_size=4), st.text(max_size=32)).map(
             lambda t: t[0].encode() + t[1] + t[2].encode()
         ),
-        # runs of ASCII, which the check passes sixteen bytes at a time, around bad bytes
+        # runs of ASCII, which the check passes sixty-four bytes at a time, around bad bytes
         st.lists(
             st.one_of(
-                st.text(st.characters(max_codepoint=127), min_size=15, max_size=40),
+                st.text(st.characters(max_codepoint=127), min_size=15, max_size=70),
                 st.text(max_size=3),
                 st.binary(min_size=1, max_size=4),
             ),
@@ -285,20 +286,18 @@ def test_one_pass_and_two_passes_refuse_with_the_same_reason() -> None:
 @example(b"\xf4\x8f\xbf\xbf\xf4\x90\x80\x80")  # U+10FFFF, then past it
 @example(b"\xe0\xa0\x80\xe0\x9f\xbf")  # U+0800, then an overlong form of U+07FF
 @example(b"\xf0\x90\x80\x80\xf0\x8f\xbf\xbf\xc1\xbf")  # U+10000, overlong forms
-@example(b"a" * 15 + b"\xe2\x82\xac" + b"b" * 14 + b"\xe2\x82")  # across 16-byte blocks, cut
+@example(b"a" * 62 + b"\xe2\x82\xac" + b"b" * 60 + b"\xf0\x9f\x98")  # across blocks, cut
+@example(b"a" * 63 + b"\xf0\x9f\x98\x80" + b"\x80")  # a sequence over two blocks, one more
 def test_bytes_are_refused_as_utf8_exactly_where_python_refuses_them(data: bytes) -> None:
-    """The C check decides; Python's decoder is the reference."""
+    """The C check decides, alone and while it finds strings to cut; Python's decoder is the
+    reference."""
     try:
         data.decode("utf-8")
-        expected = None
+        expected = -1
     except UnicodeDecodeError as exc:
-        expected = f"invalid UTF-8 at byte {exc.start}"
-    try:
-        _check_utf8(data)
-        got = None
-    except InvalidMeasurement as exc:
-        got = exc.reason
-    assert got == expected
+        expected = exc.start
+    assert cut_strings(data, 0)[0] == expected
+    assert cut_strings(b'"' + data, 65)[0] == (expected + 1 if expected >= 0 else -1)
 
 
 def _json_texts(text: str) -> list[bytes]:
@@ -375,9 +374,29 @@ def _outcome(data: bytes, cut: bool) -> bytes | str:
         _parse.CUT_SIZE = size
 
 
-_PAGES = st.text(max_size=30) | st.text(
-    st.sampled_from('\\"\n\t/<a\u00e9\U0001f600\ud800\udc00'), min_size=900, max_size=3000
+_PAGE_PARTS = ["\\", '"', "\n", "\t", "/", "<a", "\u00e9", "\U0001f600", "text "]
+_PAGES = st.one_of(
+    st.text(max_size=30),
+    st.lists(st.sampled_from(_PAGE_PARTS), min_size=300, max_size=1200).map("".join),
+    # lone surrogates: no UTF-8, and escaped, msgspec refuses them
+    st.lists(st.sampled_from([*_PAGE_PARTS, "\ud800", "\udc00"]), min_size=300, max_size=1200).map(
+        "".join
+    ),
 )
+_LONG = "x\\y" * 400
+_ELSEWHERE = {
+    # where msgspec skips a long string: cut, and not decoded again
+    "certificate": ("tls_handshakes", [{"peer_certificates": [{"data": _LONG}]}]),
+    "received": ("received", [_LONG, "short", _LONG]),
+    # where it decodes one (the placeholder fails), or keeps it as raw JSON: decoded again whole
+    "header": ("requests", [{"response": {"code": 200, "headers": {"body": _LONG}, "body": "s"}}]),
+    "header list": ("requests", [{"response": {"headers_list": [["X", _LONG]], "body": "s"}}]),
+    "page object": ("requests", [{"response": {"body": {"format": "base64", "data": _LONG}}}]),
+    "url": ("requests", [{"request": {"url": _LONG, "body": _LONG}}]),
+    "events": ("network_events", [{"operation": "write", "body": _LONG}]),
+    "control": ("control", {"http_request": {"body": _LONG, "title": _LONG}}),
+    "key": (_LONG, 1),
+}
 
 
 @settings(max_examples=400, deadline=None)
@@ -386,35 +405,31 @@ _PAGES = st.text(max_size=30) | st.text(
         st.tuples(_PAGES, st.sampled_from(["text", "binary", "null", "no response"])),
         max_size=4,
     ),
-    st.sampled_from(["none", "header", "request", "events", "control"]),
+    st.sampled_from(["none", *_ELSEWHERE]),
     st.sampled_from(["utf-8", "ascii", "spaced"]),
+    st.sampled_from(["web_connectivity", "http_invalid_request_line"]),
 )
-def test_long_pages_are_cut_out_and_put_back_as_they_were(
-    pages: list[tuple[str, str]], elsewhere: str, style: str
+def test_long_strings_are_cut_out_and_pages_put_back_as_they_were(
+    pages: list[tuple[str, str]], elsewhere: str, style: str, test: str
 ) -> None:
-    """The cut (`_jsontext.cut_bodies`, then `_put_back`) against msgspec decoding the whole
+    """The cut (`_jsontext.cut_strings`, then `_put_back`) against msgspec decoding the whole
     measurement: the same parse, byte for byte, or the same reason to refuse it, whatever the
     pages hold (lone surrogates too) and however the JSON is written (raw UTF-8, escaped,
-    spaces around the colons), also where a long "body" is no response's (a header, a
-    request's, the network events', the control's): then the whole is decoded again."""
-    requests: list[dict[str, object]] = []
+    spaces around the colons), also where a long string is no page: where msgspec skips it, where
+    it decodes it, where it keeps it as raw JSON, and a long key. A test without typed keys
+    keeps them as raw JSON: the original's."""
+    requests: list[object] = []
     for text, kind in pages:
         body = {"text": text, "binary": {"format": "base64", "data": "/w=="}, "null": None}.get(
             kind
         )
         response = None if kind == "no response" else {"code": 200, "body": body}
         requests.append({"request": {"url": "http://x.org/", "body": ""}, "response": response})
-    long = "x\\y" * 400
     keys: dict[str, object] = {"requests": requests}
-    if elsewhere == "header" and requests:
-        requests[0]["response"] = {"code": 200, "headers": {"body": long}, "body": "short"}
-    elif elsewhere == "request" and requests:
-        requests[0]["request"] = {"url": "http://x.org/", "body": long}
-    elif elsewhere == "events":
-        keys["network_events"] = [{"operation": "write", "body": long}]
-    elif elsewhere == "control":
-        keys["control"] = {"http_request": {"body": long, "body_length": 3}}
-    m = measurement("web_connectivity", keys)
+    if elsewhere != "none":
+        key, value = _ELSEWHERE[elsewhere]
+        keys[key] = [*requests, *value] if key == "requests" else value  # type: ignore[misc]
+    m = measurement(test, keys)
     if style == "utf-8":  # a lone surrogate makes bytes that are not UTF-8: refused both ways
         data = json.dumps(m, ensure_ascii=False).encode("utf-8", "surrogatepass")
     else:
@@ -422,24 +437,88 @@ def test_long_pages_are_cut_out_and_put_back_as_they_were(
     assert _outcome(data, cut=True) == _outcome(data, cut=False)
 
 
-def test_a_page_is_cut_where_it_is_a_key_s_string_and_msgspec_would_take_it() -> None:
+@pytest.mark.parametrize("elsewhere", sorted(_ELSEWHERE))
+def test_a_long_string_msgspec_skips_stays_cut(elsewhere: str) -> None:
+    """Decoded from the shorter bytes (its network events are not in the original's) where
+    msgspec skips the long string; from the original where it would decode it. A key is not
+    cut."""
+    key, value = _ELSEWHERE[elsewhere]
+    keys = {"network_events": [{"operation": "read"}], key: value}
+    data = dumps(measurement("web_connectivity", keys))
+    assert (cut_strings(data, _parse.CUT_SIZE)[1] is None) is (elsewhere == "key")
+    pm = parse_measurement(data)
+    assert isinstance(pm.keys, WebConnectivityKeys)
+    cut_kept = offset_in(pm.keys.network_events, data) == -1
+    assert cut_kept is (elsewhere in ("certificate", "received"))
+    assert _outcome(data, cut=True) == _outcome(data, cut=False)
+
+
+_PUT_BACK = {".network_events", ".requests[].response.body", ".requests[].response.headers_list"}
+"""Where `_parse._put_back` looks for raw JSON in a test's keys."""
+
+
+def _raw_json_in(kind: mi.Type, path: str = "", within: tuple[type, ...] = ()) -> set[str]:
+    """The paths to the raw JSON (msgspec.Raw) a type keeps."""
+    if isinstance(kind, mi.RawType):
+        return {path}
+    parts: list[tuple[mi.Type, str]] = []
+    if isinstance(kind, mi.StructType) and kind.cls not in within:
+        within = (*within, kind.cls)
+        parts = [(field.type, f"{path}.{field.encode_name}") for field in kind.fields]
+    elif isinstance(kind, mi.UnionType):
+        parts = [(member, path) for member in kind.types]
+    elif isinstance(kind, (mi.ListType, mi.VarTupleType, mi.SetType, mi.FrozenSetType)):
+        parts = [(kind.item_type, f"{path}[]")]
+    elif isinstance(kind, mi.TupleType):
+        parts = [(item, f"{path}[]") for item in kind.item_types]
+    elif isinstance(kind, mi.DictType):
+        parts = [(kind.value_type, f"{path}{{}}")]
+    return set().union(*(_raw_json_in(part, where, within) for part, where in parts))
+
+
+@pytest.mark.parametrize("test", sorted(TEST_KEYS))
+def test_a_test_is_cut_if_its_keys_keep_raw_json_only_where_put_back_looks(test: str) -> None:
+    """A cut string left in raw JSON would stay cut: `_put_back` finds what msgspec kept as raw
+    JSON in a test's own requests and network events, and a test that keeps it elsewhere too
+    (DNSCheck's lookups, Tor's targets) is decoded as it is."""
+    keys = TEST_KEYS[test]
+    raw = _raw_json_in(msgspec.inspect.type_info(keys))
+    where_put_back_looks = not raw or (issubclass(keys, Primitives) and raw <= _PUT_BACK)
+    assert (test in _parse._CUT) is where_put_back_looks
+
+
+def test_pages_deeper_than_put_back_looks_are_read_as_the_probe_wrote_them() -> None:
+    page = "<p>" * 1000
+    keys = {"lookups": {"r": {"requests": [{"response": {"body": page}}]}}}
+    pm = parse_measurement(dumps(measurement("dnscheck", keys)))
+    assert isinstance(pm.keys, DNSCheckKeys) and pm.keys.lookups
+    response = pm.keys.lookups["r"].requests[0].response  # type: ignore[index]
+    assert response is not None and response.text() == page
+
+
+def test_a_string_is_cut_where_it_is_a_value_msgspec_would_take() -> None:
     page = 'a\\b"c\u00e9' * 300
     tail = json.dumps(page)
-    doc = ('{"x": "q\\"body\\": \\"' + "z" * 2000 + '", "body" :\n ' + tail + "}").encode()
-    cut = cut_bodies(doc, 1024)
-    assert cut is not None
-    shorter, places = cut
-    assert shorter == b'{"x": "q\\"body\\": \\"' + b"z" * 2000 + b'", "body" :\n ""}'
-    ((at, (start, stop)),) = places.items()
-    assert shorter[at : at + 2] == b'""' and doc[start:stop] == tail.encode()
-    assert json.loads(shorter)["body"] == ""
-    # the escaped "body" inside x is no key; neither is one after an odd run of backslashes
-    assert cut_bodies(b'{"x": "\\\\\\"body\\": \\"' + b"z" * 2000 + b'"}', 16) is None
-    # at the size, cut; below it, not; not a string, not ended, not cut
+    inner = '"q\\"body\\": \\"' + "z" * 2000 + '"'  # quotes escaped inside: one string
+    doc = ('{"x": ' + inner + ', "body" :\n ' + tail + ', "' + "k" * 100 + '": [1]}').encode()
+    invalid, shorter, places = cut_strings(doc, 1024)
+    assert invalid == -1 and shorter is not None
+    p = b'"\xff"'
+    assert shorter == b'{"x": ' + p + b', "body" :\n ' + p + b', "' + b"k" * 100 + b'": [1]}'
+    assert [doc[a:b] for a, b in places.values()] == [inner.encode(), tail.encode()]
+    assert all(shorter[at : at + 3] == p for at in places)
+    # at the size, cut; below it, not; not a string, not ended, a key: not cut
     for size, cuts in ((len(tail), True), (len(tail) + 1, False)):
-        assert (cut_bodies(b'{"body":' + tail.encode() + b"}", size) is not None) is cuts
-    for doc in (b'{"body": {"format": "base64"}}', b'{"body": null}', b'{"body": "' + b"a" * 99):
-        assert cut_bodies(doc, 2) is None
+        assert (cut_strings(b'{"body":' + tail.encode() + b"}", size)[1] is not None) is cuts
+    for doc in (b'{"b": {"format": "base64"}}', b'{"b": 7}', b'{"b": "' + b"a" * 99):
+        assert cut_strings(doc, 65) == (-1, None, {})
+    assert cut_strings(b'{"' + b"a" * 99 + b'" \n: 1}', 65)[1] is None
+    # an odd run of backslashes escapes the quote after it; an even one does not
+    assert cut_strings(b'["' + b"a" * 99 + b'\\\\\\"]', 65)[1] is None
+    assert cut_strings(b'["' + b"a" * 99 + b'\\\\"]', 65)[1] == b'["\xff"]'
+    for size in (1, 64):
+        with pytest.raises(ValueError, match="min_size"):
+            cut_strings(doc, size)
 
 
 @pytest.mark.parametrize(

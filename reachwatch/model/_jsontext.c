@@ -1,5 +1,5 @@
-/* JSON text read without decoding it: a string's UTF-8 length, where a measurement's pages are,
- * whether its bytes are UTF-8.
+/* JSON text read without decoding it: a string's UTF-8 length, whether a measurement's bytes
+ * are UTF-8, and where its long strings are.
  *
  * A web page in a measurement is a JSON string of up to megabytes, and most are only measured:
  * decoding one into a Python str and encoding that back to count its bytes cost 1.2 ms for a
@@ -7,10 +7,11 @@
  * over its bytes, sixty-four at a time. The text is assumed to be one that msgspec accepted
  * (escapes and surrogate pairs valid); what is not a JSON string is refused with ValueError.
  *
- * The pages are also cut out before msgspec decodes a measurement (`cut_bodies`): msgspec
- * passes over a string it skips a byte at a time, five to six instructions a byte, and pages
- * are most of a web measurement's bytes. Found sixty-four bytes at a time here, they are put
- * back, as views of the original bytes, where msgspec decoded the placeholders (`_parse`).
+ * Long strings (pages, certificates, what a probe received) are also cut out before msgspec
+ * decodes a measurement (`cut_strings`), in the pass that checks the bytes are UTF-8: msgspec
+ * passes over a string it skips a byte at a time, five to six instructions a byte, and such
+ * strings are most of a web measurement's bytes. Pages are put back, as views of the original
+ * bytes, where msgspec decoded their placeholders (`_parse`).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,6 +20,10 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+
+/* What a cut string is replaced by: a JSON string whose one byte is no UTF-8 */
+#define PLACEHOLDER "\"\xff\""
+#define PLACEHOLDER_SIZE 3
 
 static int hex4(const unsigned char *p, const unsigned char *end, unsigned int *out) {
     unsigned int value = 0;
@@ -83,10 +88,25 @@ static inline __m128i control16(const __m128i *p) {
     return _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1F)), x); /* x <= 0x1F */
 }
 
+/* The bytes of four vectors whose top bit is set; 0 at once if none is, as most often. */
+static inline uint64_t rare_bits(__m128i a, __m128i b, __m128i c, __m128i d) {
+    if (!_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d)))) {
+        return 0;
+    }
+    return bits_of(a, b, c, d);
+}
+
 /* The bytes below 0x20, which no JSON string holds unescaped. */
 static inline uint64_t controls(const unsigned char *block) {
     const __m128i *p = (const __m128i *)block;
-    return bits_of(control16(p), control16(p + 1), control16(p + 2), control16(p + 3));
+    return rare_bits(control16(p), control16(p + 1), control16(p + 2), control16(p + 3));
+}
+
+/* The bytes from 0x80 up: those of UTF-8 sequences longer than one byte. */
+static inline uint64_t high_bits(const unsigned char *block) {
+    const __m128i *p = (const __m128i *)block;
+    return rare_bits(_mm_loadu_si128(p), _mm_loadu_si128(p + 1), _mm_loadu_si128(p + 2),
+                     _mm_loadu_si128(p + 3));
 }
 #else
 static inline uint64_t equal_to(const unsigned char *block, char c) {
@@ -109,6 +129,14 @@ static inline uint64_t controls(const unsigned char *block) {
     uint64_t bits = 0;
     for (int i = 0; i < 64; i++) {
         bits |= (uint64_t)(block[i] < 0x20) << i;
+    }
+    return bits;
+}
+
+static inline uint64_t high_bits(const unsigned char *block) {
+    uint64_t bits = 0;
+    for (int i = 0; i < 64; i++) {
+        bits |= (uint64_t)(block[i] >= 0x80) << i;
     }
     return bits;
 }
@@ -239,35 +267,79 @@ static int valid_u_escape(const unsigned char *u, const unsigned char *end,
     return 1;
 }
 
-/* Where the JSON string whose inside starts at s ends: the index from s of its closing quote,
- * or -1 if none comes before `end`. `*valid` says whether msgspec accepts the inside, as it
- * checks a string it skips: no byte below 0x20, escapes JSON's, surrogates paired. */
-static Py_ssize_t string_end(const unsigned char *s, const unsigned char *end, int *valid) {
-    const Py_ssize_t n = end - s;
-    const unsigned char *pair_low = NULL;
-    unsigned char padded[64];
-    uint64_t carry = 0;
-    *valid = 1;
-    for (Py_ssize_t i = 0; i < n; i += 64) {
-        const unsigned char *block = block_at(s + i, n - i, padded, sizeof padded);
-        uint64_t in_block = n - i < 64 ? (1ULL << (n - i)) - 1 : ~0ULL;
-        uint64_t escaped = escaped_bytes(equal_to(block, '\\'), &carry);
-        uint64_t quotes = equal_to(block, '"') & ~escaped & in_block;
-        uint64_t inside = quotes ? (quotes & (0 - quotes)) - 1 : in_block;
-        if (controls(block) & inside) {
-            *valid = 0;
+/* The length of the UTF-8 sequence at s[i] (RFC 3629: no overlong forms, no surrogates,
+ * nothing past U+10FFFF), or 0 if none starts there, as Python's decoder sees it. */
+static Py_ssize_t sequence_length(const unsigned char *s, Py_ssize_t n, Py_ssize_t i) {
+    unsigned char c = s[i];
+    Py_ssize_t length;
+    unsigned char low = 0x80, high = 0xBF; /* the range of the byte after the first */
+    if (c < 0x80) {
+        return 1;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+        length = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        length = 3;
+        if (c == 0xE0) {
+            low = 0xA0; /* shorter forms are overlong */
+        } else if (c == 0xED) {
+            high = 0x9F; /* beyond: surrogates */
         }
-        uint64_t others = escaped & inside & ~simple_escapes(block);
-        while (*valid && others) {
-            const unsigned char *u = s + i + __builtin_ctzll(others);
-            others &= others - 1;
-            *valid = valid_u_escape(u, end, &pair_low);
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        length = 4;
+        if (c == 0xF0) {
+            low = 0x90;
+        } else if (c == 0xF4) {
+            high = 0x8F; /* beyond: past U+10FFFF */
         }
-        if (quotes) {
-            return i + __builtin_ctzll(quotes);
+    } else {
+        return 0;
+    }
+    if (n - i < length || s[i + 1] < low || s[i + 1] > high) {
+        return 0;
+    }
+    for (Py_ssize_t k = 2; k < length; k++) {
+        if ((s[i + k] & 0xC0) != 0x80) {
+            return 0;
         }
     }
+    return length;
+}
+
+/* The UTF-8 check of the block at s + i, whose bytes from 0x80 up are `high`: each sequence
+ * is checked from its first byte, so the cost is the non-ASCII bytes', not the block's.
+ * `*follow` brings in the bytes that continue a sequence begun in the block before (checked
+ * with it) and takes out the same for the next. Returns where the first sequence that is not
+ * UTF-8 starts, or -1. */
+static Py_ssize_t utf8_in_block(const unsigned char *s, Py_ssize_t n, Py_ssize_t i,
+                                uint64_t high, uint64_t *follow) {
+    high &= ~*follow;
+    *follow = 0;
+    while (high) {
+        Py_ssize_t at = i + __builtin_ctzll(high);
+        Py_ssize_t length = sequence_length(s, n, at);
+        if (length == 0) {
+            return at;
+        }
+        Py_ssize_t stop = at + length - i; /* from the block's start */
+        if (stop >= 64) {
+            *follow = stop > 64 ? (1ULL << (stop - 64)) - 1 : 0;
+            break;
+        }
+        high &= ~((1ULL << stop) - 1);
+    }
     return -1;
+}
+
+/* XOR of each bit with all below it: over a block's unescaped quotes, the bytes inside strings
+ * (an opening quote counted in, a closing one out). */
+static inline uint64_t prefix_xor(uint64_t bits) {
+    bits ^= bits << 1;
+    bits ^= bits << 2;
+    bits ^= bits << 4;
+    bits ^= bits << 8;
+    bits ^= bits << 16;
+    bits ^= bits << 32;
+    return bits;
 }
 
 static Py_ssize_t skip_space(const unsigned char *p, Py_ssize_t i, Py_ssize_t n) {
@@ -277,50 +349,125 @@ static Py_ssize_t skip_space(const unsigned char *p, Py_ssize_t i, Py_ssize_t n)
     return i;
 }
 
-/* The next `"body"` at or after `from` whose first quote no backslash escapes; -1 if none.
- * In JSON every quote inside a string is escaped, so that quote opens a string: the word
- * itself, a key if a colon follows. (In text that is not JSON it may be something else; the
- * caller decodes the original bytes whenever the cut ones fail.) */
-static Py_ssize_t next_body_key(const unsigned char *p, Py_ssize_t n, Py_ssize_t from) {
-    unsigned char padded[128];
-    for (Py_ssize_t i = from; n - i >= 6; i += 64) {
-        /* 65 bytes read: each quote's next byte too */
-        const unsigned char *block = n - i < 65 ? block_at(p + i, n - i, padded, sizeof padded)
-                                                : p + i;
-        uint64_t found = equal_to(block, '"') & equal_to(block + 1, 'b');
-        while (found) {
-            Py_ssize_t q = i + __builtin_ctzll(found);
-            found &= found - 1;
-            if (n - q < 6 || memcmp(p + q, "\"body\"", 6) != 0) {
-                continue;
+typedef struct {
+    Py_ssize_t start, stop; /* a string to cut, quotes included */
+} Span;
+
+typedef struct {
+    Span *spans;
+    Py_ssize_t count, capacity, removed;
+} Cuts;
+
+static int add_cut(Cuts *cuts, Py_ssize_t start, Py_ssize_t stop) {
+    if (cuts->count == cuts->capacity) {
+        Py_ssize_t capacity = cuts->capacity ? 2 * cuts->capacity : 8;
+        Span *grown = PyMem_Realloc(cuts->spans, (size_t)capacity * sizeof(Span));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        cuts->spans = grown;
+        cuts->capacity = capacity;
+    }
+    cuts->spans[cuts->count].start = start;
+    cuts->spans[cuts->count].stop = stop;
+    cuts->count++;
+    cuts->removed += stop - start - PLACEHOLDER_SIZE;
+    return 0;
+}
+
+/* One pass over a measurement, sixty-four bytes a step: whether it is UTF-8 (the return: where
+ * the first sequence that is not starts, or -1) and, if min_size is not 0, which string values
+ * of min_size bytes or more (quotes included) msgspec would take as they are, to be cut out
+ * (`*error` set, and -2 returned, if that list cannot grow).
+ *
+ * Strings are found as simdjson finds them: a quote no backslash escapes opens or closes one.
+ * A string of more than 64 bytes ends in a later block than it begins, closed by the first
+ * closing quote of a block that begins inside it; so only a block's last opening quote and
+ * first closing one are looked at. A string is cut if no byte of it is below 0x20 and its
+ * escapes are JSON's (surrogates paired), as msgspec checks a string it skips, and no colon
+ * follows it (a key). In bytes that are not JSON, these may be no strings at all; the caller
+ * decodes the original bytes whenever the cut ones fail. */
+static Py_ssize_t scan(const unsigned char *p, Py_ssize_t n, Py_ssize_t min_size, Cuts *cuts) {
+    const unsigned char *end = p + n;
+    const unsigned char *pair_low = NULL;
+    unsigned char padded[64];
+    uint64_t follow = 0, backslash_carry = 0, string_carry = 0;
+    Py_ssize_t opened = -1, last_fault = -1;
+    for (Py_ssize_t i = 0; i < n; i += 64) {
+        const unsigned char *block = block_at(p + i, n - i, padded, sizeof padded);
+        uint64_t high = high_bits(block);
+        if (high | follow) {
+            Py_ssize_t invalid = utf8_in_block(p, n, i, high, &follow);
+            if (invalid >= 0) {
+                return invalid;
             }
-            Py_ssize_t run = 0; /* the backslashes right before the quote */
-            while (run < q && p[q - 1 - run] == '\\') {
-                run++;
+        }
+        if (min_size == 0) {
+            continue;
+        }
+        uint64_t in_block = n - i < 64 ? (1ULL << (n - i)) - 1 : ~0ULL;
+        uint64_t escaped = escaped_bytes(equal_to(block, '\\'), &backslash_carry);
+        uint64_t quotes = equal_to(block, '"') & ~escaped & in_block;
+        uint64_t inside = (quotes ? prefix_xor(quotes) : 0) ^ string_carry; /* a page's blocks */
+        uint64_t began_inside = string_carry;
+        string_carry = (uint64_t)((int64_t)inside >> 63);
+        /* what msgspec refuses in a string (control bytes, escapes not JSON's), looked for
+         * only where a string runs into or out of the block: no other can be long */
+        uint64_t faults = 0;
+        if (began_inside | string_carry) {
+            faults = controls(block) & inside & in_block;
+            uint64_t others = escaped & inside & in_block;
+            if (others) {
+                others &= ~simple_escapes(block);
             }
-            if (run % 2 == 0) {
-                return q;
+            while (others) {
+                uint64_t bit = others & (0 - others);
+                others ^= bit;
+                if (!valid_u_escape(p + i + __builtin_ctzll(bit), end, &pair_low)) {
+                    faults |= bit;
+                }
             }
+        }
+        uint64_t closing = quotes & ~inside;
+        if (began_inside && closing) {
+            Py_ssize_t close = __builtin_ctzll(closing);
+            Py_ssize_t stop = i + close + 1;
+            Py_ssize_t after = skip_space(p, stop, n);
+            int whole = last_fault < opened && !(faults & ((1ULL << close) - 1));
+            if (stop - opened >= min_size && whole && (after >= n || p[after] != ':') &&
+                add_cut(cuts, opened, stop) < 0) {
+                return -2;
+            }
+        }
+        if (faults) {
+            last_fault = i + 63 - __builtin_clzll(faults);
+        }
+        uint64_t opening = quotes & inside;
+        if (string_carry && opening) {
+            opened = i + 63 - __builtin_clzll(opening);
         }
     }
     return -1;
 }
 
-typedef struct {
-    Py_ssize_t start, stop; /* a cut string, quotes included */
-} Span;
-
-/* cut_bodies(data, min_size): the measurement with every string value of a "body" key of at
- * least min_size bytes (quotes included) replaced by "", and where each went: {offset of its
- * "" in the cut bytes: (start, stop) of the string in data}. None if nothing is cut. A string
- * msgspec would refuse is left in place, for msgspec to say why. */
-static PyObject *cut_bodies(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+/* cut_strings(data, min_size): (invalid, cut, places). `invalid` is where the first sequence
+ * that is not UTF-8 starts, or -1. If the bytes are UTF-8: `cut` is data with each string value
+ * that `scan` finds replaced by a placeholder, a string holding a byte that is no UTF-8 (or
+ * None if there is none); `places` is {offset of a placeholder in cut: (start, stop) of its
+ * string in data}. msgspec skips a placeholder as it skips the string; it fails to decode one
+ * into a str, and a Raw (a page kept as its JSON) is told by its place. */
+static PyObject *cut_strings(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "cut_bodies(data, min_size) takes two arguments");
+        PyErr_SetString(PyExc_TypeError, "cut_strings(data, min_size) takes two arguments");
         return NULL;
     }
     Py_ssize_t min_size = PyLong_AsSsize_t(args[1]);
     if (min_size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (min_size != 0 && min_size <= 64) {
+        PyErr_SetString(PyExc_ValueError, "cut_strings: min_size is 0 (no cut) or over 64");
         return NULL;
     }
     Py_buffer view;
@@ -329,75 +476,44 @@ static PyObject *cut_bodies(PyObject *module, PyObject *const *args, Py_ssize_t 
     }
     const unsigned char *p = view.buf;
     const Py_ssize_t n = view.len;
-    Span *spans = NULL;
-    Py_ssize_t count = 0, capacity = 0, removed = 0, at = 0;
-    PyObject *result = NULL, *cut = NULL, *where = NULL;
-    while ((at = next_body_key(p, n, at)) >= 0) {
-        Py_ssize_t start = skip_space(p, at + 6, n);
-        if (start >= n || p[start] != ':') {
-            at += 6;
-            continue;
-        }
-        start = skip_space(p, start + 1, n);
-        if (start >= n || p[start] != '"') {
-            at = start; /* an object, null, or something msgspec will refuse */
-            continue;
-        }
-        int valid;
-        Py_ssize_t end = string_end(p + start + 1, p + n, &valid);
-        if (end < 0) {
-            break;
-        }
-        Py_ssize_t stop = start + end + 2;
-        if (valid && stop - start >= min_size) {
-            if (count == capacity) {
-                capacity = capacity ? 2 * capacity : 8;
-                Span *grown = PyMem_Realloc(spans, (size_t)capacity * sizeof(Span));
-                if (grown == NULL) {
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                spans = grown;
-            }
-            spans[count].start = start;
-            spans[count].stop = stop;
-            count++;
-            removed += stop - start - 2;
-        }
-        at = stop;
-    }
-    if (count == 0) {
-        result = Py_NewRef(Py_None);
+    Cuts cuts = {NULL, 0, 0, 0};
+    PyObject *result = NULL, *cut = NULL, *places = PyDict_New();
+    Py_ssize_t invalid = scan(p, n, min_size, &cuts);
+    if (invalid == -2 || places == NULL) {
         goto done;
     }
-    cut = PyBytes_FromStringAndSize(NULL, n - removed);
-    where = PyDict_New();
-    if (cut == NULL || where == NULL) {
+    if (invalid >= 0 || cuts.count == 0) {
+        result = Py_BuildValue("(nOO)", invalid, Py_None, places);
+        goto done;
+    }
+    cut = PyBytes_FromStringAndSize(NULL, n - cuts.removed);
+    if (cut == NULL) {
         goto done;
     }
     char *base = PyBytes_AS_STRING(cut), *w = base;
     Py_ssize_t from = 0;
-    for (Py_ssize_t k = 0; k < count; k++) {
-        memcpy(w, p + from, (size_t)(spans[k].start - from));
-        w += spans[k].start - from;
+    for (Py_ssize_t k = 0; k < cuts.count; k++) {
+        const Span span = cuts.spans[k];
+        memcpy(w, p + from, (size_t)(span.start - from));
+        w += span.start - from;
         PyObject *key = PyLong_FromSsize_t(w - base);
-        PyObject *span = Py_BuildValue("(nn)", spans[k].start, spans[k].stop);
-        int failed = key == NULL || span == NULL || PyDict_SetItem(where, key, span) < 0;
+        PyObject *where = Py_BuildValue("(nn)", span.start, span.stop);
+        int failed = key == NULL || where == NULL || PyDict_SetItem(places, key, where) < 0;
         Py_XDECREF(key);
-        Py_XDECREF(span);
+        Py_XDECREF(where);
         if (failed) {
             goto done;
         }
-        *w++ = '"';
-        *w++ = '"';
-        from = spans[k].stop;
+        memcpy(w, PLACEHOLDER, PLACEHOLDER_SIZE);
+        w += PLACEHOLDER_SIZE;
+        from = span.stop;
     }
     memcpy(w, p + from, (size_t)(n - from));
-    result = PyTuple_Pack(2, cut, where);
+    result = Py_BuildValue("(nOO)", (Py_ssize_t)-1, cut, places);
 done:
     Py_XDECREF(cut);
-    Py_XDECREF(where);
-    PyMem_Free(spans);
+    Py_XDECREF(places);
+    PyMem_Free(cuts.spans);
     PyBuffer_Release(&view);
     return result;
 }
@@ -424,89 +540,15 @@ static PyObject *offset_in(PyObject *module, PyObject *const *args, Py_ssize_t n
     return PyLong_FromSsize_t(at);
 }
 
-/* Where bytes stop being UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past
- * U+10FFFF), without decoding them: msgspec checks only the strings it decodes, and a
- * measurement's bytes must all be UTF-8 to be stored. Runs of ASCII, most of a measurement,
- * are passed sixteen bytes at a time. The offset is where Python's decoder says the first
- * invalid sequence starts, the place a quarantine reason gives. */
-static Py_ssize_t first_invalid(const unsigned char *s, Py_ssize_t n) {
-    Py_ssize_t i = 0;
-    while (i < n) {
-#if defined(__SSE2__)
-        while (n - i >= 16) {
-            __m128i block = _mm_loadu_si128((const __m128i *)(s + i));
-            unsigned int non_ascii = (unsigned int)_mm_movemask_epi8(block);
-            if (non_ascii) {
-                i += __builtin_ctz(non_ascii);
-                break;
-            }
-            i += 16;
-        }
-        if (i >= n) {
-            break;
-        }
-#endif
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        Py_ssize_t length;
-        unsigned char low = 0x80, high = 0xBF; /* the range of the byte after the first */
-        if (c >= 0xC2 && c <= 0xDF) {
-            length = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            length = 3;
-            if (c == 0xE0) {
-                low = 0xA0; /* shorter forms are overlong */
-            } else if (c == 0xED) {
-                high = 0x9F; /* beyond: surrogates */
-            }
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            length = 4;
-            if (c == 0xF0) {
-                low = 0x90;
-            } else if (c == 0xF4) {
-                high = 0x8F; /* beyond: past U+10FFFF */
-            }
-        } else {
-            return i;
-        }
-        if (n - i < length || s[i + 1] < low || s[i + 1] > high) {
-            return i;
-        }
-        for (Py_ssize_t k = 2; k < length; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) {
-                return i;
-            }
-        }
-        i += length;
-    }
-    return -1;
-}
-
-static PyObject *invalid_utf8_at(PyObject *module, PyObject *data) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    /* the GIL is kept: a few microseconds, and handing it over costs another thread's turn */
-    Py_ssize_t at = first_invalid(view.buf, view.len);
-    PyBuffer_Release(&view);
-    return PyLong_FromSsize_t(at);
-}
-
 static PyMethodDef methods[] = {
     {"utf8_length", utf8_length, METH_O,
      "utf8_length(text, /)\n--\n\nThe length in UTF-8 bytes of the value of a JSON string, "
      "given as its JSON text (quotes included)."},
-    {"invalid_utf8_at", invalid_utf8_at, METH_O,
-     "invalid_utf8_at(data, /)\n--\n\nWhere the first sequence of the bytes that is not "
-     "UTF-8 starts, as Python's decoder says it; -1 if they are all UTF-8."},
-    {"cut_bodies", (PyCFunction)(void (*)(void))cut_bodies, METH_FASTCALL,
-     "cut_bodies(data, min_size, /)\n--\n\nThe bytes with each long string value of a "
-     "\"body\" key replaced by \"\", and {offset of that \"\": (start, stop) of the string in "
-     "data}; None if there is none to cut."},
+    {"cut_strings", (PyCFunction)(void (*)(void))cut_strings, METH_FASTCALL,
+     "cut_strings(data, min_size, /)\n--\n\n(invalid, cut, places): where the bytes stop "
+     "being UTF-8 (-1 if they do not); the bytes with each string value of min_size bytes or "
+     "more that msgspec would take replaced by a placeholder (None if none is; min_size 0 cuts "
+     "nothing); {offset of a placeholder in cut: (start, stop) of its string in data}."},
     {"offset_in", (PyCFunction)(void (*)(void))offset_in, METH_FASTCALL,
      "offset_in(part, whole, /)\n--\n\nWhere part's bytes start within whole's; -1 if "
      "they are not in them."},
@@ -518,4 +560,11 @@ static struct PyModuleDef module = {
     "Counting and checking JSON text without decoding it.", 0, methods,
 };
 
-PyMODINIT_FUNC PyInit__jsontext(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__jsontext(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "PLACEHOLDER_SIZE", PLACEHOLDER_SIZE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from .._errors import InvalidMeasurement
-from ._jsontext import cut_bodies, invalid_utf8_at, offset_in
+from ._jsontext import PLACEHOLDER_SIZE, cut_strings, offset_in
 from ._measurement import Envelope, Measurement, ParsedMeasurement
 from ._testkeys import TEST_KEYS, Primitives, TestKeys
 
@@ -37,28 +38,35 @@ _TEST_NAME = re.compile(rb'"test_name"\s*:\s*"([a-z0-9_]{1,64})"')
 _ASN = re.compile(r"(?:AS)?(\d{1,10})", re.IGNORECASE)
 _CC = re.compile(r"[A-Z]{2}")
 CUT_SIZE = 1024
-"""Pages (a response's `body`) of this many bytes or more are cut out of a measurement before
-msgspec decodes it, and put back after (`_jsontext.cut_bodies`). msgspec passes over a skipped
-string a byte at a time; the cut finds a page's end sixty-four bytes at a time. Shorter ones
-are left to msgspec: they are little of a measurement's bytes, and each page cut is a step in
-Python to put back."""
-_WITH_REQUESTS = frozenset(name for name, keys in TEST_KEYS.items() if issubclass(keys, Primitives))
+"""Strings of this many bytes or more (pages, certificates, what a probe received) are cut out
+of a measurement before msgspec decodes it (`_jsontext.cut_strings`): msgspec passes over a
+string it skips a byte at a time, the cut finds its end sixty-four bytes at a time, in the pass
+that checks the bytes are UTF-8. Shorter ones are left to msgspec: they are little of a
+measurement's bytes."""
+_CUT = frozenset(TEST_KEYS) - {"dnscheck", "tor"}
+"""The tests whose measurements are cut: those whose keys keep raw JSON (msgspec.Raw) only
+where `_put_back` looks, if at all; DNSCheck's and Tor's keep pages deeper (tests/test_model.py
+walks every test's keys)."""
 
 
 def parse_measurement(data: bytes) -> ParsedMeasurement:
     """Decode and validate one measurement; raise `InvalidMeasurement` with a reason otherwise."""
-    _check_utf8(data)
-    whole = _in_one_pass(data)
+    test = _test_named(data)
+    decoder = _WHOLE.get(test)
+    invalid, shorter, places = cut_strings(data, CUT_SIZE if test in _CUT or decoder is None else 0)
+    if invalid >= 0:
+        raise InvalidMeasurement(f"invalid UTF-8 at byte {invalid}")
+    whole = None
+    if decoder is not None:
+        if shorter is not None:
+            whole = _decoded(decoder, shorter, test)
+            if whole is not None and not _put_back(whole.test_keys, data, shorter, places):  # type: ignore[attr-defined]
+                whole = None
+        if whole is None:
+            whole = _decoded(decoder, data, test)
     if whole is not None:
         return _parsed(data, whole, whole.test_keys, *_check(whole))  # type: ignore[attr-defined]
-    try:
-        base = _BASE.decode(data)
-    except msgspec.ValidationError as exc:
-        raise InvalidMeasurement(f"not an OONI measurement: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidMeasurement(f"invalid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidMeasurement("invalid JSON: nesting too deep") from None
+    base = _base_of(data, shorter, places)
 
     checked = _check(base)
     keys_decoder = _KEYS.get(base.test_name)
@@ -74,43 +82,64 @@ def parse_measurement(data: bytes) -> ParsedMeasurement:
     return _parsed(data, base, keys, *checked)
 
 
-def _check_utf8(data: bytes) -> None:
-    """Refuse bytes that are not UTF-8: msgspec checks the strings it decodes, not those it
-    skips. Checked on the bytes themselves (C, `_jsontext`), not by decoding them into a str
-    that nothing uses: the benchmark's non-ASCII pages (290 kB) take 28 us against 111."""
-    at = invalid_utf8_at(data)
-    if at >= 0:
-        raise InvalidMeasurement(f"invalid UTF-8 at byte {at}")
-
-
-def _in_one_pass(data: bytes) -> Measurement | None:
-    """The measurement decoded in one pass, if its test is known and the bytes are valid;
-    None otherwise, and the two passes find what is wrong and say it as they always did.
-
-    The test name is looked for before decoding: its last occurrence, since OONI's probes
-    write it after the test_keys (which may hold the words too); a guess that proves wrong
-    costs a second decode, never a wrong result."""
+def _test_named(data: bytes) -> str:
+    """The test a measurement says it ran, read before decoding it, so that it is decoded in one
+    pass (`_WHOLE`). Its last occurrence, since OONI's probes write it after the test_keys
+    (which may hold the words too); a guess that proves wrong costs a second decode, never a
+    wrong result: the two passes find what is wrong and say it as they always did."""
     at = data.rfind(b'"test_name"')
     found = _TEST_NAME.match(data, at) if at >= 0 else None
-    test = found.group(1).decode() if found else ""
-    decoder = _WHOLE.get(test)
-    if decoder is None:
-        return None
-    if test in _WITH_REQUESTS:
-        cut = cut_bodies(data, CUT_SIZE)
-        if cut is not None:
-            shorter, places = cut
-            whole = _decoded(decoder, shorter, test)
-            if whole is not None and _put_back(whole.test_keys, data, shorter, places):  # type: ignore[attr-defined]
-                return whole
-    return _decoded(decoder, data, test)
+    return found.group(1).decode() if found else ""
+
+
+def _base_of(data: bytes, shorter: bytes | None, places: dict[int, tuple[int, int]]) -> Envelope:
+    """The base keys, and the test_keys as raw JSON in `data`: decoded from the shorter bytes
+    where they decode (a test without typed keys, or not named where it is looked for), from
+    `data` otherwise, where msgspec says what is wrong."""
+    if shorter is not None:
+        try:
+            base = _BASE.decode(shorter)
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+            pass
+        else:
+            base.test_keys = _in_original(base.test_keys, data, shorter, places)
+            return base
+    try:
+        return _BASE.decode(data)
+    except msgspec.ValidationError as exc:
+        raise InvalidMeasurement(f"not an OONI measurement: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidMeasurement(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMeasurement("invalid JSON: nesting too deep") from None
+
+
+def _in_original(
+    raw: msgspec.Raw, data: bytes, shorter: bytes, places: dict[int, tuple[int, int]]
+) -> msgspec.Raw:
+    """Raw JSON decoded from `shorter`, as the same JSON in `data`: each placeholder before it,
+    or in it, moved it or grew it by the length it stands for."""
+    start = offset_in(raw, shorter)
+    if start < 0:
+        return raw  # not from the bytes: left out, the default
+    stop = start + len(raw)
+    before = within = 0
+    for at, (cut_start, cut_stop) in places.items():
+        grown = cut_stop - cut_start - PLACEHOLDER_SIZE
+        if at < start:
+            before += grown
+        elif at < stop:
+            within += grown
+    return msgspec.Raw(memoryview(data)[start + before : stop + before + within])
 
 
 def _decoded(decoder: msgspec.json.Decoder[Any], data: bytes, test: str) -> Measurement | None:
+    """The measurement decoded whole, if it is valid and of that test; else None. A placeholder
+    of the cut decoded into a str fails as bytes that are not UTF-8 do."""
     try:
         whole = decoder.decode(data)
-    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
-        return None
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None  # ValidationError is a DecodeError
     if not isinstance(whole, Measurement) or whole.test_name != test:
         return None
     return whole
@@ -119,23 +148,32 @@ def _decoded(decoder: msgspec.json.Decoder[Any], data: bytes, test: str) -> Meas
 def _put_back(
     keys: TestKeys | None, data: bytes, shorter: bytes, places: dict[int, tuple[int, int]]
 ) -> bool:
-    """Each cut page back in its response, as a view of `data`; False unless every cut was a
-    response's body (a "body" key elsewhere: a header, a request's, in the network events),
-    and then the measurement is decoded again whole. A placeholder is told by its place in
-    `shorter` (`offset_in`), so no text a probe writes can pass for one."""
+    """Each cut page back in its response, as a view of `data`. A placeholder is told by its
+    place in `shorter` (`offset_in`), so no text a probe writes can pass for one. Any other
+    placeholder was skipped by msgspec, or failed the decode, unless it lies in what msgspec
+    kept as raw JSON (the network events, a page that is an object, a list of headers): then
+    False, and the measurement is decoded again whole."""
     if not isinstance(keys, Primitives):
-        return False
+        return True  # keys of a test in `_CUT` keep no raw JSON then
     view = memoryview(data)
-    put = 0
+    kept: list[msgspec.Raw] = [keys.network_events]
     for transaction in keys.requests or ():
         response = transaction.response
         if response is None:
             continue
+        kept.append(response.headers_list)
         span = places.get(offset_in(response.body, shorter))
-        if span is not None:
+        if span is None:
+            kept.append(response.body)
+        else:
             response.body = msgspec.Raw(view[span[0] : span[1]])
-            put += 1
-    return put == len(places)
+    cuts = list(places)
+    for raw in kept:
+        at = offset_in(raw, shorter)
+        following = bisect_left(cuts, at)
+        if at >= 0 and following < len(cuts) and cuts[following] < at + len(raw):
+            return False
+    return True
 
 
 def _check(base: Measurement) -> tuple[datetime, int]:
