@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -33,7 +36,7 @@ from reachwatch.model import (
     _parse,
     parse_measurement,
 )
-from reachwatch.model._jsontext import cut_strings, offset_in, utf8_length
+from reachwatch.model._jsontext import cut_strings, offset_in, use_simd, utf8_length
 
 from .conftest import GENERATED, SAMPLES, dumps, measurement, sample
 
@@ -44,6 +47,29 @@ BOMB = (
     + b"]" * 100_000
     + b"}"
 )
+
+
+def _simd_levels() -> list[str]:
+    """The instruction sets `_jsontext` runs its passes with on this processor."""
+    levels = ["base"]
+    try:
+        use_simd(use_simd("avx2"))
+        levels.append("avx2")
+    except ValueError:
+        pass
+    return levels
+
+
+SIMD_LEVELS = _simd_levels()
+
+
+@contextmanager
+def simd(level: str) -> Iterator[None]:
+    was = use_simd(level)
+    try:
+        yield
+    finally:
+        use_simd(was)
 
 
 @pytest.mark.parametrize("path", ALL_SAMPLES, ids=lambda p: str(p.relative_to(SAMPLES)))
@@ -296,8 +322,10 @@ def test_bytes_are_refused_as_utf8_exactly_where_python_refuses_them(data: bytes
         expected = -1
     except UnicodeDecodeError as exc:
         expected = exc.start
-    assert cut_strings(data, 0)[0] == expected
-    assert cut_strings(b'"' + data, 65)[0] == (expected + 1 if expected >= 0 else -1)
+    for level in SIMD_LEVELS:
+        with simd(level):
+            assert cut_strings(data, 0)[0] == expected
+            assert cut_strings(b'"' + data, 65)[0] == (expected + 1 if expected >= 0 else -1)
 
 
 def _json_texts(text: str) -> list[bytes]:
@@ -327,8 +355,9 @@ def test_a_json_string_is_measured_as_its_value_encoded(text: str) -> None:
     runs of backslashes and pairs cross the counter's 64-byte blocks."""
     expected = len(text.encode("utf-8", "surrogatepass"))
     for raw in _json_texts(text):
-        for offset in (0, 1, 7):
-            assert utf8_length(memoryview(b" " * offset + raw)[offset:]) == expected
+        for offset, level in itertools.product((0, 1, 7), SIMD_LEVELS):
+            with simd(level):
+                assert utf8_length(memoryview(b" " * offset + raw)[offset:]) == expected
 
 
 @pytest.mark.parametrize(
@@ -541,8 +570,39 @@ def test_a_page_msgspec_would_refuse_is_left_for_it_to_refuse(
     page = "p" * before + inside + "q" * 1500
     raw = dumps(measurement("web_connectivity", {"requests": [{"response": {"body": "@"}}]}))
     data = raw.replace(b'"@"', b'"' + page.encode() + b'"')
-    with pytest.raises(InvalidMeasurement, match=re.escape(reason)):
-        parse_measurement(data)
+    for level in SIMD_LEVELS:
+        with simd(level), pytest.raises(InvalidMeasurement, match=re.escape(reason)):
+            parse_measurement(data)
+
+
+_JSON_PARTS = st.sampled_from(
+    [b'"', b"\\", b'\\"', b"\\\\", b":", b" ", b",", b"{", b"[", b"\\u00e9", b"\\ud800\\udc00"]
+)
+_ODD_PARTS = st.sampled_from(
+    [b"\\ud800", b"\\udc00", b"\\x", b"\t", b"\xc3\xa9", b"\xf0\x9f\x98\x80", b"\xff", b"\xe2\x82"]
+)
+
+
+@pytest.mark.skipif(len(SIMD_LEVELS) < 2, reason="the processor runs one instruction set")
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(
+        _JSON_PARTS | _ODD_PARTS | st.integers(1, 300).map(lambda n: b"a" * n), max_size=40
+    ).map(b"".join),
+    st.sampled_from([0, 65, 100, 1024]),
+)
+@example(
+    b'["' + b"a" * 200 + b'", "\\u00e9' + b"b" * 70 + b'", "\xc3\xa9\t' + b"c" * 99 + b'"]', 65
+)
+def test_the_passes_find_the_same_with_each_instruction_set(data: bytes, min_size: int) -> None:
+    """The AVX2 passes against the base ones (which the cut's tests check against msgspec on
+    this processor only if it lacks AVX2): the same UTF-8 verdict and the same cuts, on
+    fragments of JSON, escapes, bytes that are not UTF-8 and long runs across the blocks."""
+    found = []
+    for level in SIMD_LEVELS:
+        with simd(level):
+            found.append(cut_strings(data, min_size))
+    assert found[0] == found[1]
 
 
 def test_a_cut_page_is_a_view_of_the_measurement_s_bytes() -> None:

@@ -13,6 +13,7 @@
  * strings are most of a web measurement's bytes. Pages are put back, as views of the original
  * bytes, where msgspec decoded their placeholders (`_parse`).
  */
+#ifndef PASS /* the module; the passes, below, are this file included again */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -57,7 +58,7 @@ static inline uint64_t bits_of(__m128i a, __m128i b, __m128i c, __m128i d) {
            (uint64_t)(unsigned int)_mm_movemask_epi8(d) << 48;
 }
 
-static inline uint64_t equal_to(const unsigned char *block, char c) {
+static inline uint64_t equal_to_base(const unsigned char *block, char c) {
     const __m128i v = _mm_set1_epi8(c);
     const __m128i *p = (const __m128i *)block;
     return bits_of(_mm_cmpeq_epi8(_mm_loadu_si128(p), v),
@@ -78,7 +79,7 @@ static inline __m128i simple16(const __m128i *p) {
     return _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('t')));
 }
 
-static inline uint64_t simple_escapes(const unsigned char *block) {
+static inline uint64_t simple_escapes_base(const unsigned char *block) {
     const __m128i *p = (const __m128i *)block;
     return bits_of(simple16(p), simple16(p + 1), simple16(p + 2), simple16(p + 3));
 }
@@ -97,19 +98,19 @@ static inline uint64_t rare_bits(__m128i a, __m128i b, __m128i c, __m128i d) {
 }
 
 /* The bytes below 0x20, which no JSON string holds unescaped. */
-static inline uint64_t controls(const unsigned char *block) {
+static inline uint64_t controls_base(const unsigned char *block) {
     const __m128i *p = (const __m128i *)block;
     return rare_bits(control16(p), control16(p + 1), control16(p + 2), control16(p + 3));
 }
 
 /* The bytes from 0x80 up: those of UTF-8 sequences longer than one byte. */
-static inline uint64_t high_bits(const unsigned char *block) {
+static inline uint64_t high_bits_base(const unsigned char *block) {
     const __m128i *p = (const __m128i *)block;
     return rare_bits(_mm_loadu_si128(p), _mm_loadu_si128(p + 1), _mm_loadu_si128(p + 2),
                      _mm_loadu_si128(p + 3));
 }
 #else
-static inline uint64_t equal_to(const unsigned char *block, char c) {
+static inline uint64_t equal_to_base(const unsigned char *block, char c) {
     uint64_t bits = 0;
     for (int i = 0; i < 64; i++) {
         bits |= (uint64_t)(block[i] == (unsigned char)c) << i;
@@ -117,7 +118,7 @@ static inline uint64_t equal_to(const unsigned char *block, char c) {
     return bits;
 }
 
-static inline uint64_t simple_escapes(const unsigned char *block) {
+static inline uint64_t simple_escapes_base(const unsigned char *block) {
     uint64_t bits = 0;
     for (int i = 0; i < 64; i++) {
         bits |= (uint64_t)(block[i] && strchr("\"\\/bfnrt", block[i]) != NULL) << i;
@@ -125,7 +126,7 @@ static inline uint64_t simple_escapes(const unsigned char *block) {
     return bits;
 }
 
-static inline uint64_t controls(const unsigned char *block) {
+static inline uint64_t controls_base(const unsigned char *block) {
     uint64_t bits = 0;
     for (int i = 0; i < 64; i++) {
         bits |= (uint64_t)(block[i] < 0x20) << i;
@@ -133,12 +134,72 @@ static inline uint64_t controls(const unsigned char *block) {
     return bits;
 }
 
-static inline uint64_t high_bits(const unsigned char *block) {
+static inline uint64_t high_bits_base(const unsigned char *block) {
     uint64_t bits = 0;
     for (int i = 0; i < 64; i++) {
         bits |= (uint64_t)(block[i] >= 0x80) << i;
     }
     return bits;
+}
+#endif
+
+
+/* The same with AVX2, where the processor has it (`cut_strings` chooses when the module loads):
+ * thirty-two bytes a vector, half the instructions a block. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_AVX2 1
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2")))
+
+AVX2 static inline uint64_t bits_of_avx2(__m256i low, __m256i high) {
+    return (uint64_t)(unsigned int)_mm256_movemask_epi8(low) |
+           (uint64_t)(unsigned int)_mm256_movemask_epi8(high) << 32;
+}
+
+AVX2 static inline uint64_t equal_to_avx2(const unsigned char *block, char c) {
+    const __m256i v = _mm256_set1_epi8(c);
+    const __m256i *p = (const __m256i *)block;
+    return bits_of_avx2(_mm256_cmpeq_epi8(_mm256_loadu_si256(p), v),
+                        _mm256_cmpeq_epi8(_mm256_loadu_si256(p + 1), v));
+}
+
+AVX2 static inline __m256i simple32(const __m256i *p) {
+    __m256i x = _mm256_loadu_si256(p);
+    __m256i m = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('"'));
+    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\\')));
+    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('/')));
+    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('b')));
+    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('f')));
+    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('n')));
+    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('r')));
+    return _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('t')));
+}
+
+AVX2 static inline uint64_t simple_escapes_avx2(const unsigned char *block) {
+    const __m256i *p = (const __m256i *)block;
+    return bits_of_avx2(simple32(p), simple32(p + 1));
+}
+
+AVX2 static inline __m256i control32(const __m256i *p) {
+    __m256i x = _mm256_loadu_si256(p);
+    return _mm256_cmpeq_epi8(_mm256_min_epu8(x, _mm256_set1_epi8(0x1F)), x);
+}
+
+AVX2 static inline uint64_t rare_bits_avx2(__m256i low, __m256i high) {
+    if (!_mm256_movemask_epi8(_mm256_or_si256(low, high))) {
+        return 0;
+    }
+    return bits_of_avx2(low, high);
+}
+
+AVX2 static inline uint64_t controls_avx2(const unsigned char *block) {
+    const __m256i *p = (const __m256i *)block;
+    return rare_bits_avx2(control32(p), control32(p + 1));
+}
+
+AVX2 static inline uint64_t high_bits_avx2(const unsigned char *block) {
+    const __m256i *p = (const __m256i *)block;
+    return rare_bits_avx2(_mm256_loadu_si256(p), _mm256_loadu_si256(p + 1));
 }
 #endif
 
@@ -179,71 +240,6 @@ static inline int low_surrogate_follows(const unsigned char *u, const unsigned c
     unsigned int low;
     return end - u >= 11 && u[5] == '\\' && u[6] == 'u' && hex4(u + 7, end, &low) &&
            low >= 0xDC00 && low < 0xE000;
-}
-
-/* The bytes that the escapes of a JSON string's inside (s, n bytes) save, against the UTF-8
- * of its value; -1 if an escape is not JSON's. Sixty-four bytes a step, without a branch per
- * escape: a web page escapes a byte in fifteen (quotes, tabs, newlines, backslashes), and
- * stopping at each cost more than the rest of the count. */
-static Py_ssize_t saved_by_escapes(const unsigned char *s, Py_ssize_t n) {
-    const unsigned char *end = s + n;
-    const unsigned char *pair_low = NULL; /* the 'u' of a low surrogate counted with its high */
-    unsigned char padded[64];
-    uint64_t carry = 0;
-    Py_ssize_t saved = 0;
-    for (Py_ssize_t i = 0; i < n; i += 64) {
-        Py_ssize_t left = n - i;
-        const unsigned char *block = block_at(s + i, left, padded, sizeof padded);
-        uint64_t escaped = escaped_bytes(equal_to(block, '\\'), &carry);
-        if (!escaped) {
-            continue;
-        }
-        if (left < 64 && escaped >> left) {
-            return -1; /* the closing quote is escaped: no string */
-        }
-        saved += __builtin_popcountll(escaped); /* two bytes for one; \u escapes save more */
-        uint64_t others = escaped & ~simple_escapes(block);
-        while (others) {
-            const unsigned char *u = s + i + __builtin_ctzll(others);
-            others &= others - 1;
-            unsigned int code;
-            if (*u != 'u' || !hex4(u + 1, end, &code)) {
-                return -1;
-            }
-            if (u == pair_low) {
-                continue;
-            }
-            if (code < 0x80) {
-                saved += 4; /* six bytes for one */
-            } else if (code < 0x800) {
-                saved += 3;
-            } else if (code >= 0xD800 && code < 0xDC00 && low_surrogate_follows(u, end)) {
-                saved += 6; /* a surrogate pair, twelve bytes for four: two counted above */
-                pair_low = u + 6;
-            } else {
-                saved += 2; /* a lone surrogate counts as Python's surrogatepass encodes it */
-            }
-        }
-    }
-    return carry ? -1 : saved;
-}
-
-static PyObject *utf8_length(PyObject *module, PyObject *text) {
-    Py_buffer view;
-    if (PyObject_GetBuffer(text, &view, PyBUF_SIMPLE) < 0) {
-        return NULL;
-    }
-    const unsigned char *p = view.buf;
-    Py_ssize_t length = view.len, saved = -1;
-    if (length >= 2 && p[0] == '"' && p[length - 1] == '"') {
-        saved = saved_by_escapes(p + 1, length - 2);
-    }
-    PyBuffer_Release(&view);
-    if (saved < 0) {
-        PyErr_SetString(PyExc_ValueError, "not a JSON string");
-        return NULL;
-    }
-    return PyLong_FromSsize_t(length - 2 - saved);
 }
 
 /* Whether the escape at u (the byte after a backslash, not a one-letter escape) is one msgspec
@@ -376,79 +372,39 @@ static int add_cut(Cuts *cuts, Py_ssize_t start, Py_ssize_t stop) {
     return 0;
 }
 
-/* One pass over a measurement, sixty-four bytes a step: whether it is UTF-8 (the return: where
- * the first sequence that is not starts, or -1) and, if min_size is not 0, which string values
- * of min_size bytes or more (quotes included) msgspec would take as they are, to be cut out
- * (`*error` set, and -2 returned, if that list cannot grow).
- *
- * Strings are found as simdjson finds them: a quote no backslash escapes opens or closes one.
- * A string of more than 64 bytes ends in a later block than it begins, closed by the first
- * closing quote of a block that begins inside it; so only a block's last opening quote and
- * first closing one are looked at. A string is cut if no byte of it is below 0x20 and its
- * escapes are JSON's (surrogates paired), as msgspec checks a string it skips, and no colon
- * follows it (a key). In bytes that are not JSON, these may be no strings at all; the caller
- * decodes the original bytes whenever the cut ones fail. */
-static Py_ssize_t scan(const unsigned char *p, Py_ssize_t n, Py_ssize_t min_size, Cuts *cuts) {
-    const unsigned char *end = p + n;
-    const unsigned char *pair_low = NULL;
-    unsigned char padded[64];
-    uint64_t follow = 0, backslash_carry = 0, string_carry = 0;
-    Py_ssize_t opened = -1, last_fault = -1;
-    for (Py_ssize_t i = 0; i < n; i += 64) {
-        const unsigned char *block = block_at(p + i, n - i, padded, sizeof padded);
-        uint64_t high = high_bits(block);
-        if (high | follow) {
-            Py_ssize_t invalid = utf8_in_block(p, n, i, high, &follow);
-            if (invalid >= 0) {
-                return invalid;
-            }
-        }
-        if (min_size == 0) {
-            continue;
-        }
-        uint64_t in_block = n - i < 64 ? (1ULL << (n - i)) - 1 : ~0ULL;
-        uint64_t escaped = escaped_bytes(equal_to(block, '\\'), &backslash_carry);
-        uint64_t quotes = equal_to(block, '"') & ~escaped & in_block;
-        uint64_t inside = (quotes ? prefix_xor(quotes) : 0) ^ string_carry; /* a page's blocks */
-        uint64_t began_inside = string_carry;
-        string_carry = (uint64_t)((int64_t)inside >> 63);
-        /* what msgspec refuses in a string (control bytes, escapes not JSON's), looked for
-         * only where a string runs into or out of the block: no other can be long */
-        uint64_t faults = 0;
-        if (began_inside | string_carry) {
-            faults = controls(block) & inside & in_block;
-            uint64_t others = escaped & inside & in_block;
-            if (others) {
-                others &= ~simple_escapes(block);
-            }
-            while (others) {
-                uint64_t bit = others & (0 - others);
-                others ^= bit;
-                if (!valid_u_escape(p + i + __builtin_ctzll(bit), end, &pair_low)) {
-                    faults |= bit;
-                }
-            }
-        }
-        uint64_t closing = quotes & ~inside;
-        if (began_inside && closing) {
-            Py_ssize_t close = __builtin_ctzll(closing);
-            Py_ssize_t stop = i + close + 1;
-            Py_ssize_t after = skip_space(p, stop, n);
-            int whole = last_fault < opened && !(faults & ((1ULL << close) - 1));
-            if (stop - opened >= min_size && whole && (after >= n || p[after] != ':') &&
-                add_cut(cuts, opened, stop) < 0) {
-                return -2;
-            }
-        }
-        if (faults) {
-            last_fault = i + 63 - __builtin_clzll(faults);
-        }
-        uint64_t opening = quotes & inside;
-        if (string_carry && opening) {
-            opened = i + 63 - __builtin_clzll(opening);
-        }
+#define PASS(name) name##_base
+#define TARGET
+#include "_jsontext.c" /* the passes, with the primitives above (at the end of this file) */
+#undef PASS
+#undef TARGET
+#ifdef HAVE_AVX2
+#define PASS(name) name##_avx2
+#define TARGET AVX2
+#include "_jsontext.c"
+#undef PASS
+#undef TARGET
+#endif
+
+/* The passes the processor runs best, chosen when the module loads (`use_simd`) */
+static Py_ssize_t (*saved_by_escapes)(const unsigned char *, Py_ssize_t) = saved_by_escapes_base;
+static Py_ssize_t (*scan)(const unsigned char *, Py_ssize_t, Py_ssize_t, Cuts *) = scan_base;
+
+static PyObject *utf8_length(PyObject *module, PyObject *text) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(text, &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
     }
-    return -1;
+    const unsigned char *p = view.buf;
+    Py_ssize_t length = view.len, saved = -1;
+    if (length >= 2 && p[0] == '"' && p[length - 1] == '"') {
+        saved = saved_by_escapes(p + 1, length - 2);
+    }
+    PyBuffer_Release(&view);
+    if (saved < 0) {
+        PyErr_SetString(PyExc_ValueError, "not a JSON string");
+        return NULL;
+    }
+    return PyLong_FromSsize_t(length - 2 - saved);
 }
 
 /* cut_strings(data, min_size): (invalid, cut, places). `invalid` is where the first sequence
@@ -540,7 +496,33 @@ static PyObject *offset_in(PyObject *module, PyObject *const *args, Py_ssize_t n
     return PyLong_FromSsize_t(at);
 }
 
+/* use_simd(level): run the passes with "base" (SSE2) or "avx2" primitives; returns the level
+ * they ran with. For tests, which check that both give the same. */
+static PyObject *use_simd(PyObject *module, PyObject *level) {
+    const char *was = scan == scan_base ? "base" : "avx2";
+    const char *name = PyUnicode_AsUTF8(level);
+    if (name == NULL) {
+        return NULL;
+    }
+    if (strcmp(name, "base") == 0) {
+        saved_by_escapes = saved_by_escapes_base;
+        scan = scan_base;
+#ifdef HAVE_AVX2
+    } else if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
+        saved_by_escapes = saved_by_escapes_avx2;
+        scan = scan_avx2;
+#endif
+    } else {
+        PyErr_Format(PyExc_ValueError, "use_simd: %R is not a level this processor runs", level);
+        return NULL;
+    }
+    return PyUnicode_FromString(was);
+}
+
 static PyMethodDef methods[] = {
+    {"use_simd", use_simd, METH_O,
+     "use_simd(level, /)\n--\n\nRun the passes with \"base\" (SSE2) or \"avx2\" "
+     "instructions; returns the level they ran with."},
     {"utf8_length", utf8_length, METH_O,
      "utf8_length(text, /)\n--\n\nThe length in UTF-8 bytes of the value of a JSON string, "
      "given as its JSON text (quotes included)."},
@@ -566,5 +548,137 @@ PyMODINIT_FUNC PyInit__jsontext(void) {
         Py_DECREF(m);
         return NULL;
     }
+#ifdef HAVE_AVX2
+    if (__builtin_cpu_supports("avx2")) {
+        saved_by_escapes = saved_by_escapes_avx2;
+        scan = scan_avx2;
+    }
+#endif
     return m;
 }
+
+#else /* the passes, once with each instruction set's primitives (PASS, TARGET) */
+
+/* The bytes that the escapes of a JSON string's inside (s, n bytes) save, against the UTF-8
+ * of its value; -1 if an escape is not JSON's. Sixty-four bytes a step, without a branch per
+ * escape: a web page escapes a byte in fifteen (quotes, tabs, newlines, backslashes), and
+ * stopping at each cost more than the rest of the count. */
+TARGET static Py_ssize_t PASS(saved_by_escapes)(const unsigned char *s, Py_ssize_t n) {
+    const unsigned char *end = s + n;
+    const unsigned char *pair_low = NULL; /* the 'u' of a low surrogate counted with its high */
+    unsigned char padded[64];
+    uint64_t carry = 0;
+    Py_ssize_t saved = 0;
+    for (Py_ssize_t i = 0; i < n; i += 64) {
+        Py_ssize_t left = n - i;
+        const unsigned char *block = block_at(s + i, left, padded, sizeof padded);
+        uint64_t escaped = escaped_bytes(PASS(equal_to)(block, '\\'), &carry);
+        if (!escaped) {
+            continue;
+        }
+        if (left < 64 && escaped >> left) {
+            return -1; /* the closing quote is escaped: no string */
+        }
+        saved += __builtin_popcountll(escaped); /* two bytes for one; \u escapes save more */
+        uint64_t others = escaped & ~PASS(simple_escapes)(block);
+        while (others) {
+            const unsigned char *u = s + i + __builtin_ctzll(others);
+            others &= others - 1;
+            unsigned int code;
+            if (*u != 'u' || !hex4(u + 1, end, &code)) {
+                return -1;
+            }
+            if (u == pair_low) {
+                continue;
+            }
+            if (code < 0x80) {
+                saved += 4; /* six bytes for one */
+            } else if (code < 0x800) {
+                saved += 3;
+            } else if (code >= 0xD800 && code < 0xDC00 && low_surrogate_follows(u, end)) {
+                saved += 6; /* a surrogate pair, twelve bytes for four: two counted above */
+                pair_low = u + 6;
+            } else {
+                saved += 2; /* a lone surrogate counts as Python's surrogatepass encodes it */
+            }
+        }
+    }
+    return carry ? -1 : saved;
+}
+
+/* One pass over a measurement, sixty-four bytes a step: whether it is UTF-8 (the return: where
+ * the first sequence that is not starts, or -1) and, if min_size is not 0, which string values
+ * of min_size bytes or more (quotes included) msgspec would take as they are, to be cut out
+ * (`*error` set, and -2 returned, if that list cannot grow).
+ *
+ * Strings are found as simdjson finds them: a quote no backslash escapes opens or closes one.
+ * A string of more than 64 bytes ends in a later block than it begins, closed by the first
+ * closing quote of a block that begins inside it; so only a block's last opening quote and
+ * first closing one are looked at. A string is cut if no byte of it is below 0x20 and its
+ * escapes are JSON's (surrogates paired), as msgspec checks a string it skips, and no colon
+ * follows it (a key). In bytes that are not JSON, these may be no strings at all; the caller
+ * decodes the original bytes whenever the cut ones fail. */
+TARGET static Py_ssize_t PASS(scan)(const unsigned char *p, Py_ssize_t n, Py_ssize_t min_size,
+                                    Cuts *cuts) {
+    const unsigned char *end = p + n;
+    const unsigned char *pair_low = NULL;
+    unsigned char padded[64];
+    uint64_t follow = 0, backslash_carry = 0, string_carry = 0;
+    Py_ssize_t opened = -1, last_fault = -1;
+    for (Py_ssize_t i = 0; i < n; i += 64) {
+        const unsigned char *block = block_at(p + i, n - i, padded, sizeof padded);
+        uint64_t high = PASS(high_bits)(block);
+        if (high | follow) {
+            Py_ssize_t invalid = utf8_in_block(p, n, i, high, &follow);
+            if (invalid >= 0) {
+                return invalid;
+            }
+        }
+        if (min_size == 0) {
+            continue;
+        }
+        uint64_t in_block = n - i < 64 ? (1ULL << (n - i)) - 1 : ~0ULL;
+        uint64_t escaped = escaped_bytes(PASS(equal_to)(block, '\\'), &backslash_carry);
+        uint64_t quotes = PASS(equal_to)(block, '"') & ~escaped & in_block;
+        uint64_t inside = (quotes ? prefix_xor(quotes) : 0) ^ string_carry; /* a page's blocks */
+        uint64_t began_inside = string_carry;
+        string_carry = (uint64_t)((int64_t)inside >> 63);
+        /* what msgspec refuses in a string (control bytes, escapes not JSON's), looked for
+         * only where a string runs into or out of the block: no other can be long */
+        uint64_t faults = 0;
+        if (began_inside | string_carry) {
+            faults = PASS(controls)(block) & inside & in_block;
+            uint64_t others = escaped & inside & in_block;
+            if (others) {
+                others &= ~PASS(simple_escapes)(block);
+            }
+            while (others) {
+                uint64_t bit = others & (0 - others);
+                others ^= bit;
+                if (!valid_u_escape(p + i + __builtin_ctzll(bit), end, &pair_low)) {
+                    faults |= bit;
+                }
+            }
+        }
+        uint64_t closing = quotes & ~inside;
+        if (began_inside && closing) {
+            Py_ssize_t close = __builtin_ctzll(closing);
+            Py_ssize_t stop = i + close + 1;
+            Py_ssize_t after = skip_space(p, stop, n);
+            int whole = last_fault < opened && !(faults & ((1ULL << close) - 1));
+            if (stop - opened >= min_size && whole && (after >= n || p[after] != ':') &&
+                add_cut(cuts, opened, stop) < 0) {
+                return -2;
+            }
+        }
+        if (faults) {
+            last_fault = i + 63 - __builtin_clzll(faults);
+        }
+        uint64_t opening = quotes & inside;
+        if (string_carry && opening) {
+            opened = i + 63 - __builtin_clzll(opening);
+        }
+    }
+    return -1;
+}
+#endif
