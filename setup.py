@@ -6,8 +6,9 @@
   mypyc, as mypy and black compile themselves: the same code, 4.5% fewer instructions to read
   and analyse a measurement and a quarter less time judging it (bench/README.md). So is the
   code every record goes through before it: the reader's lines (`archive/_reader.py`) and the
-  parse around msgspec (`model/_parse.py`), 1.1% fewer instructions again. The .py files stay
-  the source; `./dev` rebuilds when one changes, and the tests refuse a stale build.
+  parse around msgspec (`model/_parse.py`), 1.1% fewer instructions again, and the loop that
+  puts each record's rows in its columns (`pipeline/_rows.py`). The .py files stay the source;
+  `./dev` rebuilds when one changes, and the tests refuse a stale build.
 """
 
 import sys
@@ -19,6 +20,7 @@ COMPILED = [
     "reachwatch/archive/_reader.py",
     "reachwatch/model/_parse.py",
     "reachwatch/pipeline/_observations.py",
+    "reachwatch/pipeline/_rows.py",
     "reachwatch/pipeline/fingerprints/__init__.py",
     "reachwatch/pipeline/verdicts/__init__.py",
     "reachwatch/pipeline/verdicts/_common.py",

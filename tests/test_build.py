@@ -12,6 +12,7 @@ from .conftest import ROOT, stale_builds
 def test_the_analysis_runs_compiled() -> None:
     for name in (
         "reachwatch.pipeline._observations",
+        "reachwatch.pipeline._rows",
         "reachwatch.pipeline.fingerprints",
         "reachwatch.pipeline.verdicts.web_connectivity",
         "reachwatch.model._jsontext",

@@ -37,7 +37,6 @@ from ..archive import (
     read_raw,
     read_records,
 )
-from ..model import Primitives, parse_measurement
 from ..store import Store
 from ..store._schema import (
     INGEST_COLUMNS,
@@ -47,9 +46,9 @@ from ..store._schema import (
     VERDICT_COLUMNS,
 )
 from . import _columns
-from ._observations import Observation, observations_of
+from ._rows import fill
+from ._rows import rows as _rows
 from .fingerprints import Fingerprints, default_fingerprints
-from .verdicts import verdicts_of
 
 BATCH_SIZE = 2000
 QUARANTINE_INLINE = 64 * 1024
@@ -116,99 +115,24 @@ def analyse(
 
 
 def _analyse(records: Iterable[RawRecord], fps: Fingerprints, archived: bool) -> Analysed:
-    read = 0
     measurements = _columns_of(_ANALYSED_COLUMNS)
-    members: list[bytes | None] = []
-    cans: list[str | None] = []
-    lines: list[int] = []
     observations = _columns_of(OBSERVATION_COLUMNS)
-    observed_in: list[int] = []
     verdicts = _columns_of(VERDICT_COLUMNS)
-    judged_in: list[int] = []
-    rejected: list[tuple[RawRecord, str]] = []
-    for record in records:
-        read += 1
-        if record.problem:
-            rejected.append((record, record.problem))
-            continue
-        row = len(measurements)
-        try:
-            measurement, its_observations, its_verdicts = _rows(record, fps)
-            _extend((measurements, [measurement]), (observations, its_observations),
-                    (verdicts, its_verdicts))  # fmt: skip
-        except InvalidMeasurement as exc:
-            rejected.append((record, exc.reason))
-            continue
-        except Exception as exc:  # a bug must not lose the record: it goes to quarantine
-            rejected.append((record, f"analysis failed: {type(exc).__name__}: {exc}"))
-            continue
-        kept = record.line > 0 or archived
-        members.append(None if kept else gzip_member(record.data))
-        cans.append(record.source if record.line else None)
-        lines.append(record.line)
-        observed_in.extend([row] * len(its_observations))
-        judged_in.extend([row] * len(its_verdicts))
+    filled = fill(records, _rows, fps, archived, measurements, observations, verdicts)
     return Analysed(
-        read,
+        filled.read,
         _table_of(_ANALYSED_COLUMNS, measurements)
-        .append_column(_MEMBER, pa.array(members, pa.binary()))
-        .append_column(_CAN, pa.array(cans, pa.string()))
-        .append_column(_LINE, pa.array(lines, pa.int32())),
+        .append_column(_MEMBER, pa.array(filled.members, pa.binary()))
+        .append_column(_CAN, pa.array(filled.cans, pa.string()))
+        .append_column(_LINE, pa.array(filled.lines, pa.int32())),
         _table_of(OBSERVATION_COLUMNS, observations).append_column(
-            _RECORD, pa.array(observed_in, pa.int32())
+            _RECORD, pa.array(filled.observed_in, pa.int32())
         ),
         _table_of(VERDICT_COLUMNS, verdicts).append_column(
-            _RECORD, pa.array(judged_in, pa.int32())
+            _RECORD, pa.array(filled.judged_in, pa.int32())
         ),
-        rejected,
+        filled.rejected,
     )
-
-
-def _extend(*tables: tuple[_columns.Columns, list[Any]]) -> None:
-    """A measurement's rows into their tables: into all of them, or into none."""
-    done: list[_columns.Columns] = []
-    try:
-        for columns, rows in tables:
-            columns.extend(rows)
-            done.append(columns)
-    except BaseException:
-        for columns in done:
-            columns.undo()
-        raise
-
-
-def _rows(
-    record: RawRecord, fps: Fingerprints
-) -> tuple[tuple[Any, ...], list[Observation], list[tuple[Any, ...]]]:
-    """One measurement's row, observations and verdicts, in the store's column order."""
-    pm = parse_measurement(record.data)
-    base = pm.base
-    keys = pm.keys
-    via, run_id = (keys.x_via, keys.x_run) if isinstance(keys, Primitives) else (None, None)
-    verdicts = [
-        (pm.uid, v.target, v.verdict, v.technique, v.reason, v.probe_says, base.test_name,
-         base.probe_cc, pm.probe_asn, pm.start_time, via, run_id, base.probe_network_name)
-        for v in verdicts_of(pm, fps)
-    ]  # fmt: skip
-    measurement = (
-        pm.uid,
-        pm.uid_computed,
-        base.report_id,
-        base.test_name,
-        base.test_version,
-        pm.known_test,
-        base.probe_cc,
-        pm.probe_asn,
-        base.probe_network_name,
-        pm.input,
-        pm.start_time,
-        base.software_name,
-        base.software_version,
-        base.resolver_asn,
-        len(record.data),
-        f"{record.source}:{record.locator}",
-    )
-    return measurement, observations_of(pm), verdicts
 
 
 class _Job:
