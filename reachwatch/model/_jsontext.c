@@ -22,6 +22,9 @@
 #include <emmintrin.h>
 #endif
 
+/* The bytes that may follow a backslash in JSON, but 'u' (which takes four hex digits) */
+static const char SIMPLE_ESCAPES[8] = {'"', '\\', '/', 'b', 'f', 'n', 'r', 't'};
+
 /* What a cut string is replaced by: a JSON string whose one byte is no UTF-8 */
 #define PLACEHOLDER "\"\xff\""
 #define PLACEHOLDER_SIZE 3
@@ -68,15 +71,12 @@ static inline uint64_t equal_to_base(const unsigned char *block, char c) {
 }
 
 static inline __m128i simple16(const __m128i *p) {
-    __m128i x = _mm_loadu_si128(p);
-    __m128i m = _mm_cmpeq_epi8(x, _mm_set1_epi8('"'));
-    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('\\')));
-    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('/')));
-    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('b')));
-    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('f')));
-    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('n')));
-    m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('r')));
-    return _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8('t')));
+    __m128i x = _mm_loadu_si128(p), m = _mm_setzero_si128();
+#pragma GCC unroll 8 /* the constants then fold into the code, as if written out */
+    for (int k = 0; k < 8; k++) {
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(x, _mm_set1_epi8(SIMPLE_ESCAPES[k])));
+    }
+    return m;
 }
 
 static inline uint64_t simple_escapes_base(const unsigned char *block) {
@@ -121,7 +121,7 @@ static inline uint64_t equal_to_base(const unsigned char *block, char c) {
 static inline uint64_t simple_escapes_base(const unsigned char *block) {
     uint64_t bits = 0;
     for (int i = 0; i < 64; i++) {
-        bits |= (uint64_t)(block[i] && strchr("\"\\/bfnrt", block[i]) != NULL) << i;
+        bits |= (uint64_t)(memchr(SIMPLE_ESCAPES, block[i], sizeof SIMPLE_ESCAPES) != NULL) << i;
     }
     return bits;
 }
@@ -164,15 +164,12 @@ AVX2 static inline uint64_t equal_to_avx2(const unsigned char *block, char c) {
 }
 
 AVX2 static inline __m256i simple32(const __m256i *p) {
-    __m256i x = _mm256_loadu_si256(p);
-    __m256i m = _mm256_cmpeq_epi8(x, _mm256_set1_epi8('"'));
-    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('\\')));
-    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('/')));
-    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('b')));
-    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('f')));
-    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('n')));
-    m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('r')));
-    return _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('t')));
+    __m256i x = _mm256_loadu_si256(p), m = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; k++) {
+        m = _mm256_or_si256(m, _mm256_cmpeq_epi8(x, _mm256_set1_epi8(SIMPLE_ESCAPES[k])));
+    }
+    return m;
 }
 
 AVX2 static inline uint64_t simple_escapes_avx2(const unsigned char *block) {
