@@ -41,9 +41,12 @@ from reachwatch.store import Store, archive_root_for
 
 from .conftest import free_port, measurement, reachwatch, wait_until_serving
 
-MEASUREMENTS = 6000
-"""Three batches of the ingest's size (and the bad records): kills land before, inside and
+MEASUREMENTS = 8000
+"""Four batches of the ingest's size (and the bad records): kills land before, inside and
 between them."""
+COMMIT_ROWS = 30_000
+"""Rows between commits in the interrupted runs: two batches of about 24,000 rows (three files
+with worker processes) commit together, so a kill can lose a batch written but held."""
 KILLS = 20
 CHAINS = 4
 """The kills are shared by this many stores, each killed again and again, then finished."""
@@ -142,8 +145,11 @@ def _reference(corpus: Corpus, db: Path) -> Reference:
     return Reference(corpus, db, seconds, _contents(db), size)
 
 
-def _ingest(db: Path, folder: Path) -> subprocess.CompletedProcess[str]:
-    return reachwatch("ingest", "--db", str(db), str(folder))
+def _ingest(
+    db: Path, folder: Path, commit_rows: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    commit = ["--commit-rows", str(commit_rows)] if commit_rows else []
+    return reachwatch("ingest", "--db", str(db), *commit, str(folder))
 
 
 def _contents(db: Path, records: list[str] | None = None) -> dict[str, tuple[int, int]]:
@@ -265,7 +271,7 @@ def test_an_ingest_killed_anywhere_and_run_again_ends_as_an_uninterrupted_one(
         for at in sorted(kills[chain::CHAINS]):  # later each time: each run gets further
             process = subprocess.Popen(
                 [sys.executable, "-m", "reachwatch", "ingest", "--db", str(db), "--jobs", jobs,
-                 str(reference.corpus.folder)],
+                 "--commit-rows", str(COMMIT_ROWS), str(reference.corpus.folder)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             )  # fmt: skip
             try:
@@ -499,11 +505,13 @@ def _resize(mount: Path, size: int) -> None:
 def test_a_full_disk_is_a_clear_error_and_leaves_whole_batches(
     reference: Reference, junk: Reference, small_disk: Path, fills: str
 ) -> None:
-    """The measurements' archive fills the disk first; the quarantine fills the database."""
+    """The measurements' archive fills the disk first: the batches held uncommitted when it
+    does are committed (they are whole, and archived). The quarantine fills the database: its
+    write fails, and what it held with it rolls back; a batch a commit here."""
     ref = reference if fills == "archive" else junk
     db = small_disk / "r.duckdb"
     _resize(small_disk, ref.size * 45 // 100)
-    full = _ingest(db, ref.corpus.folder)
+    full = _ingest(db, ref.corpus.folder, COMMIT_ROWS if fills == "archive" else BATCH_SIZE)
     lines = full.stderr.strip().splitlines()
     assert full.returncode == 2 and len(lines) == 1, full.stderr
     assert lines[0].startswith("error:") and "No space left on device" in lines[0], lines

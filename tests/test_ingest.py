@@ -12,22 +12,37 @@ import threading
 import uuid
 import weakref
 import zlib
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from isal import isal_zlib
 
-from reachwatch import StoreError
-from reachwatch.archive import ArchiveReader, RawLocation, read_raw, read_records
+from reachwatch import ReachwatchError, StoreError
+from reachwatch.archive import (
+    ArchiveReader,
+    RawLocation,
+    measurement_files,
+    read_raw,
+    read_records,
+)
 from reachwatch.archive._reader import Gunzip, InflatedAhead
 from reachwatch.pipeline import ingest, quarantined, reanalyse
-from reachwatch.pipeline._ingest import QUARANTINE_INLINE
+from reachwatch.pipeline._ingest import (
+    QUARANTINE_INLINE,
+    Analysed,
+    analyse,
+    batched,
+    write_all,
+)
 from reachwatch.store import Store
-from reachwatch.store._schema import UID_TIME
+from reachwatch.store._schema import INGEST_COLUMNS, UID_TIME
 
 from .conftest import FASTPATH, GENERATED, dumps, measurement, sample
 
@@ -39,11 +54,13 @@ def _counts(store: Store) -> dict[str, int]:
     }
 
 
-def _dump(store: Store) -> dict[str, list[tuple[object, ...]]]:
-    """Every stored row, ordered: to show that nothing stored before changes."""
+def _dump(store: Store, where: bool = True) -> dict[str, list[tuple[object, ...]]]:
+    """Every stored row, ordered: to show that nothing stored before changes. Without `where`,
+    not where the archive keeps a measurement (two runs archive in files of their own)."""
+    skip = "ingest_id, source" + ("" if where else ", raw_path, raw_offset, raw_index")
     return {
         "measurements": store.execute(
-            "SELECT * EXCLUDE (ingest_id, source) FROM measurements ORDER BY measurement_uid"
+            f"SELECT * EXCLUDE ({skip}) FROM measurements ORDER BY measurement_uid"
         ).fetchall(),
         "verdicts": store.execute("SELECT * FROM verdicts ORDER BY ALL").fetchall(),
         "observations": store.execute("SELECT * FROM observations ORDER BY ALL").fetchall(),
@@ -595,3 +612,89 @@ def test_a_measurement_whose_rows_the_store_cannot_hold_is_quarantined_alone(
     ]  # (their archive files are the run's own)
     for table in ("verdicts", "observations"):
         assert stored[table] == [row for row in expected[table] if row[0] not in tor]
+
+
+def _runs(ingest_ids: list[str]) -> pa.Table:
+    """`ingests` rows of runs with these ids (their start, and nothing else, known)."""
+    known = {"ingest_id": ingest_ids, "started_at": [datetime(2026, 1, 1)] * len(ingest_ids)}
+    return pa.table({c: known.get(c, [None] * len(ingest_ids)) for c in INGEST_COLUMNS})
+
+
+def test_held_batches_commit_together_or_roll_back_together(tmp_path: Path) -> None:
+    """`write_batch(hold=True)` leaves its transaction open for the next batch: a write without
+    `hold` commits them all; a failed write, an interrupted one or closing the store rolls
+    back every batch held with it, and the store goes on."""
+    path = tmp_path / "held.duckdb"
+
+    def stored(store: Store) -> list[str]:  # as another connection sees it: committed rows
+        rows = store.con.cursor().execute("SELECT ingest_id FROM ingests ORDER BY 1").fetchall()
+        return [row[0] for row in rows]
+
+    class Interrupted:  # a table whose reading is interrupted (Ctrl-C) mid-batch
+        @property
+        def num_rows(self) -> int:
+            raise KeyboardInterrupt
+
+    with Store(path) as store:
+        store.write_batch({"ingests": _runs(["a"])}, hold=True)
+        store.write_batch({"ingests": _runs(["b", "c"])}, hold=True)
+        assert stored(store) == []
+        store.write_batch({"ingests": _runs(["d"])})
+        assert stored(store) == ["a", "b", "c", "d"]
+
+        store.write_batch({"ingests": _runs(["e"])}, hold=True)
+        with pytest.raises(StoreError, match=r"nothing of this batch \(or of the batches held "
+                           r"with it\) stored: Constraint Error: .*\ba\b"):  # fmt: skip
+            store.write_batch({"ingests": _runs(["f", "a"])}, hold=True)
+        store.write_batch({"ingests": _runs(["g"])}, hold=True)
+        with pytest.raises(KeyboardInterrupt):
+            store.write_batch({"ingests": _runs(["h"]), "verdicts": Interrupted()})
+        store.commit()  # nothing held any more: nothing to commit
+        assert stored(store) == ["a", "b", "c", "d"]
+
+        store.write_batch({"ingests": _runs(["i"])}, hold=True)
+        store.commit()
+        store.write_batch({"ingests": _runs(["j"])}, hold=True)
+    with Store(path) as store:
+        assert stored(store) == ["a", "b", "c", "d", "i"]
+
+
+def test_batches_held_together_find_the_duplicates_among_them(tmp_path: Path) -> None:
+    """A measurement read again while its first copy is held (not committed) is a duplicate,
+    as it is when each batch commits: the checks run in the transaction that holds it."""
+    again = tmp_path / "again"
+    shutil.copytree(FASTPATH, again)
+    dumps = []
+    for commit_rows in (0, 10**9):
+        with Store(tmp_path / f"commit-{commit_rows}.duckdb") as store:
+            report = ingest([FASTPATH, again], store, batch_size=8, commit_rows=commit_rows)
+            assert report.reconciled and report.duplicates >= report.stored > 8
+            dumps.append(_dump(store, where=False))
+    assert dumps[0] == dumps[1]
+
+
+def test_a_failed_ingest_commits_the_whole_batches_it_held(tmp_path: Path) -> None:
+    """What stops an ingest outside the store (a worker process that died, say) leaves the
+    batches written before it stored: each is whole and archived, so the held transaction
+    commits. A failed write of the store is tested above: it stores none of them."""
+    files = measurement_files([FASTPATH])
+    records = [record for path in files for record in read_records(path)]
+
+    def chunks(failing: bool) -> Iterator[Analysed]:
+        for n, batch in enumerate(batched(records, 8)):
+            if n == 3:
+                if failing:
+                    raise ReachwatchError("a worker process died")
+                return
+            yield analyse(batch)
+
+    with (
+        Store(tmp_path / "failed.duckdb") as store,
+        pytest.raises(ReachwatchError, match="a worker process died"),
+    ):
+        write_all(chunks(failing=True), store, files, commit_rows=10**9)
+    with Store(tmp_path / "three.duckdb") as three:
+        write_all(chunks(failing=False), three, files)
+        assert _counts(three)["measurements"] >= 20
+        with Store(tmp_path / "failed.duckdb") as store:  # what the failed run left committed
+            assert _dump(store, where=False) == _dump(three, where=False)

@@ -23,7 +23,14 @@ from rich.table import Table
 
 from .. import ReachwatchError
 from ..archive import measurement_files
-from ..pipeline import IngestReport, LocalPool, ingest_on, reanalyse, to_reanalyse
+from ..pipeline import (
+    COMMIT_ROWS,
+    IngestReport,
+    LocalPool,
+    ingest_on,
+    reanalyse,
+    to_reanalyse,
+)
 from ..pipeline import ingest as run_ingest
 from ..store import DEFAULT_DB, Store, export_parquet
 from ._common import DbOption, console, errors
@@ -36,6 +43,11 @@ JobsOption = Annotated[
     int | None,
     typer.Option(min=1, help="Worker processes that analyse while this one writes (no cluster); "
                  "default: one per core for a large input, else none."),
+]  # fmt: skip
+CommitOption = Annotated[
+    int,
+    typer.Option(min=1, help="Rows written between commits: more is faster, fewer loses less "
+                 "to a crash (the next run adds it again)."),
 ]  # fmt: skip
 LARGE_BYTES = 64 << 20
 """Input above which an ingest starts worker processes by default: below it, starting them
@@ -98,7 +110,12 @@ def _print_report(report: IngestReport) -> None:
         raise typer.Exit(1)
 
 
-def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB), jobs: JobsOption = None) -> None:
+def ingest(
+    paths: PathsArgument,
+    db: DbOption = Path(DEFAULT_DB),
+    jobs: JobsOption = None,
+    commit_rows: CommitOption = COMMIT_ROWS,
+) -> None:
     """Ingest OONI measurements: archive them, derive observations and verdicts, store them."""
     files = measurement_files(paths)  # walked once: the bar's total and the ingest's input
     size = _size(files)
@@ -107,7 +124,7 @@ def ingest(paths: PathsArgument, db: DbOption = Path(DEFAULT_DB), jobs: JobsOpti
         _workers(None, None, jobs, size > LARGE_BYTES) as client,
         _progress("ingest", size) as progress,
     ):
-        report = _ingest(client, files, store, progress)
+        report = _ingest(client, files, store, progress, commit_rows)
     _print_report(report)
 
 
@@ -116,11 +133,12 @@ def _ingest(
     files: list[Path],
     store: Store,
     progress: Callable[[int], None],
+    commit_rows: int,
 ) -> IngestReport:
     """The files ingested with the workers given, else in this process."""
     if client is None:
-        return run_ingest(files, store, progress=progress)
-    return ingest_on(client, files, store, progress=progress)
+        return run_ingest(files, store, progress=progress, commit_rows=commit_rows)
+    return ingest_on(client, files, store, progress=progress, commit_rows=commit_rows)
 
 
 def reprocess(
@@ -140,6 +158,7 @@ def reprocess(
     ] = None,
     cc: Annotated[str | None, typer.Option(help="Only this country's (with no paths).")] = None,
     jobs: JobsOption = None,
+    commit_rows: CommitOption = COMMIT_ROWS,
 ) -> None:  # fmt: skip
     """Run the pipeline over partitions (day x country): on dask.distributed with --workers or
     --scheduler, else in worker processes of this machine (--jobs) or in this process. With
@@ -154,7 +173,7 @@ def reprocess(
         with _workers(workers, scheduler, jobs, large) as client:
             if files:
                 with _progress("reprocess", total) as progress:
-                    report = _ingest(client, files, store, progress)
+                    report = _ingest(client, files, store, progress, commit_rows)
             else:
                 with _progress("analyse again", total, in_bytes=False) as progress:
                     again = reanalyse(store, client, cc=cc, progress=progress)

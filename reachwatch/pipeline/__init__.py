@@ -1,12 +1,13 @@
 """The pipeline: raw measurement -> observations -> verdicts, and the ingest that runs it."""
 
 from ._dask import LocalPool, ingest_on
-from ._ingest import IngestReport, Intake, ingest, quarantined
+from ._ingest import COMMIT_ROWS, IngestReport, Intake, ingest, quarantined
 from ._observations import Observation, observations_of
 from ._reanalyse import ReanalysisReport, reanalyse, to_reanalyse
 from .verdicts import Verdict, verdicts_of
 
 __all__ = [
+    "COMMIT_ROWS",
     "IngestReport",
     "Intake",
     "LocalPool",

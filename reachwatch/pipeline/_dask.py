@@ -29,6 +29,7 @@ from ..archive import measurement_files, read_records
 from ..store import Store
 from ._ingest import (
     BATCH_SIZE,
+    COMMIT_ROWS,
     Analysed,
     IngestReport,
     Progress,
@@ -129,6 +130,7 @@ def ingest_on(
     paths: Iterable[str | PathLike[str]],
     store: Store,
     *,
+    commit_rows: int = COMMIT_ROWS,
     progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest `paths` with the workers of `client` (a Dask client or a `LocalPool`)
@@ -138,10 +140,10 @@ def ingest_on(
     where they can see them); a partition too large for one task (one huge file, say) is read
     here and sent in batches instead, so no task's result outgrows a batch's. At most a few
     tasks more than there are workers are in flight: this process holds a bounded amount
-    whatever the input size."""
+    whatever the input size. Commits come every `commit_rows` rows, as in `ingest`."""
     files = measurement_files(paths)
     tasks = _tasks(partitions(files), progress)
-    return write_all(_in_order(client, tasks, progress), store, files)
+    return write_all(_in_order(client, tasks, progress), store, files, commit_rows)
 
 
 def _tasks(parts: list[list[Path]], progress: Progress | None) -> Iterator[_Task]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ class Store:
         block_memory: str | None = None,
     ) -> None:
         self.path = Path(path) if path is not None else default_db_path()
+        self._holding = False  # a transaction of held batches is open (`write_batch`)
         if read_only and not self.path.exists():
             raise StoreError(f"{self.path}: no such database (run `reachwatch ingest` first)")
         if not read_only:
@@ -127,6 +128,7 @@ class Store:
                    checkpoint=INGEST_CHECKPOINT, block_memory=INGEST_BLOCK_MEMORY)  # fmt: skip
 
     def close(self) -> None:
+        """Close the database; batches still held roll back (only `commit` keeps them)."""
         self.con.close()
 
     def __enter__(self) -> Store:
@@ -173,15 +175,28 @@ class Store:
         return {row[0] for row in rows}
 
     def write_batch(
-        self, tables: dict[str, Any], *, replace: bool = False, superseding: Sequence[str] = ()
+        self,
+        tables: dict[str, Any],
+        *,
+        replace: bool = False,
+        superseding: Sequence[str] = (),
+        hold: bool = False,
     ) -> None:
         """Append Arrow tables (name -> table) in one transaction: all of a batch or none.
         With `replace`, a row whose key is stored takes the place of the stored one; with
         `superseding` (measurement uids), the rows of these measurements in the tables
-        written are deleted first: their analysis is replaced whole."""
+        written are deleted first: their analysis is replaced whole.
+
+        With `hold`, the transaction stays open and the next batch joins it; the next batch
+        written without `hold`, or `commit`, commits them all. A failed batch rolls back every
+        batch held with it, so a held transaction only ever holds whole batches. DuckDB writes
+        the row groups of a large transaction straight into the file, compressed once, where a
+        small one goes through the WAL and is compressed again at the checkpoint."""
         insert = "INSERT OR REPLACE" if replace else "INSERT"
-        self.con.execute("BEGIN TRANSACTION")
-        try:
+        with self._whole():
+            if not self._holding:
+                self.con.execute("BEGIN TRANSACTION")
+                self._holding = True
             if superseding:
                 for name in tables:
                     self.con.execute(
@@ -198,15 +213,33 @@ class Store:
                     self.con.execute(
                         f"{insert} INTO {name} ({columns}) SELECT {columns} FROM _batch"
                     )
-                finally:
-                    self.con.unregister("_batch")
-            self.con.execute("COMMIT")
-        except duckdb.Error as exc:
+                finally:  # in a failed transaction, too: never in place of its error
+                    with contextlib.suppress(duckdb.Error):
+                        self.con.unregister("_batch")
+        if not hold:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the batches held (`write_batch(hold=True)`), if any."""
+        if self._holding:
+            with self._whole():
+                self.con.execute("COMMIT")
+            self._holding = False
+
+    @contextlib.contextmanager
+    def _whole(self) -> Iterator[None]:
+        """A step of a transaction: if it fails (or is interrupted), the transaction rolls back
+        with every batch it held, so none is ever stored in part."""
+        try:
+            yield
+        except BaseException as exc:
+            self._holding = False
             with contextlib.suppress(duckdb.Error):  # a COMMIT that failed has rolled back
                 self.con.execute("ROLLBACK")
-            raise StoreError(
-                f"{self.path}: write failed, nothing of this batch stored: {exc}"
-            ) from None
+            if isinstance(exc, duckdb.Error):
+                raise StoreError(f"{self.path}: write failed, nothing of this batch (or of the "
+                                 f"batches held with it) stored: {exc}") from None  # fmt: skip
+            raise
 
     def execute(self, sql: str, params: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.con.execute(sql, params or [])
