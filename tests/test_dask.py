@@ -284,3 +284,25 @@ def test_a_partition_too_large_for_one_task_goes_in_batches(
     assert report.reconciled
     assert checksums(spread) == checksums(local)
     assert sum(progressed) == sum(p.stat().st_size for p in feed.rglob("*") if p.is_file())
+
+
+def _worker_settings() -> tuple[bool, str | None]:
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled"), os.environ.get(
+        "MALLOC_TRIM_THRESHOLD_"
+    )
+
+
+def test_the_local_clusters_workers_keep_glibcs_malloc_and_take_no_profile() -> None:
+    """What `local_cluster` changes of Dask's defaults reaches its worker processes: no fixed
+    trim threshold (it fixes glibc's mmap threshold too) and no stack sampling."""
+    import dask
+    from distributed import Client
+
+    from reachwatch.pipeline._dask import local_cluster
+
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get("distributed.nanny.pre-spawn-environ")
+    assert dask.config.get("distributed.worker.profile.enabled")  # Dask's defaults, here
+    with local_cluster(2) as cluster, Client(cluster) as client:
+        assert list(client.run(_worker_settings).values()) == [(False, None)] * 2
