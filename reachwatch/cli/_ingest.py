@@ -46,8 +46,8 @@ JobsOption = Annotated[
 ]  # fmt: skip
 CommitOption = Annotated[
     int,
-    typer.Option(min=1, help="Rows written between commits: more is faster, fewer loses less "
-                 "to a crash (the next run adds it again)."),
+    typer.Option(min=1, help="Rows an ingest writes between commits: more is faster, fewer "
+                 "loses less to a crash (the next run adds it again)."),
 ]  # fmt: skip
 LARGE_BYTES = 64 << 20
 """Input above which an ingest starts worker processes by default: below it, starting them
