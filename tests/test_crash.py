@@ -45,8 +45,8 @@ MEASUREMENTS = 8000
 """Four batches of the ingest's size (and the bad records): kills land before, inside and
 between them."""
 COMMIT_ROWS = 30_000
-"""Rows between commits in the interrupted runs: two batches of about 24,000 rows (three files
-with worker processes) commit together, so a kill can lose a batch written but held."""
+"""Rows between commits in the interrupted runs: two batches of about 24,000 rows each (three
+files with worker processes) commit together, so a kill can lose a batch written but held."""
 KILLS = 20
 CHAINS = 4
 """The kills are shared by this many stores, each killed again and again, then finished."""

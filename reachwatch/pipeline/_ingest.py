@@ -59,7 +59,8 @@ measurements (5,000 a batch), the writing process spent 41 us of CPU a measureme
 every 600,000 rows, 59 committing every batch. A crash loses what was not committed; the next
 run adds it again."""
 COMMIT_BYTES = 256 << 20
-"""And at most this much of them (Arrow's size): large values hold no more memory."""
+"""And at most this many bytes of them (Arrow's count): rows with large values commit sooner,
+so a transaction holds no more memory than this."""
 QUARANTINE_INLINE = 64 * 1024
 """A quarantined record up to this size is kept in its row; a larger one (the reader keeps up
 to 64 MiB of a record) goes to the archive and its row keeps this much of its head: large
