@@ -33,7 +33,7 @@ from reachwatch.archive import (
     read_records,
 )
 from reachwatch.archive._reader import Gunzip, InflatedAhead
-from reachwatch.pipeline import ingest, quarantined, reanalyse
+from reachwatch.pipeline import IngestReport, ingest, quarantined, reanalyse
 from reachwatch.pipeline._ingest import (
     QUARANTINE_INLINE,
     Analysed,
@@ -698,3 +698,35 @@ def test_a_failed_ingest_commits_the_whole_batches_it_held(tmp_path: Path) -> No
         assert _counts(three)["measurements"] >= 20
         with Store(tmp_path / "failed.duckdb") as store:  # what the failed run left committed
             assert _dump(store, where=False) == _dump(three, where=False)
+
+
+def test_a_transaction_commits_once_its_rows_or_its_bytes_reach_their_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are held until the rows written since the last commit reach `commit_rows`, or
+    their bytes `COMMIT_BYTES`: then the chunk that reached it commits them all."""
+    from reachwatch.archive import ArchiveWriter
+    from reachwatch.pipeline import _ingest
+
+    files = measurement_files([FASTPATH])
+    records = [record for path in files for record in read_records(path)]
+    first, second, third = (analyse(batch) for batch in list(batched(records, 8))[:3])
+    rows = [c.measurements.num_rows + c.observations.num_rows + c.verdicts.num_rows
+            for c in (first, second)]  # fmt: skip
+    with Store(tmp_path / "bounds.duckdb") as store:
+
+        def committed() -> int:
+            found = store.con.cursor().execute("SELECT count(*) FROM measurements").fetchone()
+            return found[0] if found else -1
+
+        report = IngestReport(ingest_id="run")
+        job = _ingest._Job(store, ArchiveWriter(store.archive_root, "run"), report, sum(rows))
+        job.write(first)
+        assert committed() == 0 and rows[0] < sum(rows)
+        job.write(second)
+        assert committed() == report.stored > 8
+        two = report.stored
+        job.commit_rows = 10**9
+        monkeypatch.setattr(_ingest, "COMMIT_BYTES", 1)
+        job.write(third)  # far fewer rows than their bound, more bytes than theirs
+        assert committed() == report.stored > two
