@@ -287,13 +287,14 @@ def main(argv: list[str] | None = None) -> None:
     _remove(db)
     parse_rate = parse["count"] / parse["cpu_s"]
     ingest_rate = run["count"] / run["cpu_s"]
+    walls = [("in one process", run["count"] / run["wall_s"])]
     rows = [
         ("measurements", f"{run['count']:,} ({parse['bytes'] / 2**20:,.0f} MiB of JSON)"),
         ("orjson parse only: per core", f"{parse_rate:,.0f} msmt/s ({parse['wall_s']:.1f}s wall)"),
         (
             "reachwatch ingest: per core",
             f"{ingest_rate:,.0f} msmt/s ({run['wall_s']:.1f}s wall, "
-            f"{run['count'] / run['wall_s']:,.0f} msmt/s wall)",
+            f"{walls[0][1]:,.0f} msmt/s wall)",
         ),
         ("ratio ingest / parse only", f"{ingest_rate / parse_rate:.2f}"),
         ("peak RSS: parse only", f"{parse['peak_rss_mb']:,.0f} MB"),
@@ -301,19 +302,19 @@ def main(argv: list[str] | None = None) -> None:
         ("observations, verdicts", f"{run['observations']:,}, {run['verdicts']:,}"),
         ("quarantined", f"{run['quarantined']:,}"),
     ]
-    walls = [("in one process", run["count"] / run["wall_s"])]
     for phase, n, name in (("pool", args.jobs, "processes"), ("dask", args.workers, "dask")):
         if not n:
             continue
         spread = _child(phase, files, db, n)
         _remove(db)
         rate = spread["count"] / spread["cpu_s"]
-        walls.append((f"{name}, {n} workers", spread["count"] / spread["wall_s"]))
+        wall = spread["count"] / spread["wall_s"]
+        walls.append((f"{name}, {n} workers", wall))
         rows += [
             (
                 f"{name}, {n} workers: per core",
                 f"{rate:,.0f} msmt/s ({spread['wall_s']:.1f}s wall, "
-                f"{spread['count'] / spread['wall_s']:,.0f} msmt/s wall; this process "
+                f"{wall:,.0f} msmt/s wall; this process "
                 f"{spread['client_cpu_s']:.0f} CPU s of {spread['cpu_s']:.0f})",
             ),
             (f"ratio {name} / parse only", f"{rate / parse_rate:.2f}"),
